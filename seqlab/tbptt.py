@@ -67,7 +67,7 @@ def chunk_loss(
   P = max(0, k2 - k1)
   window = jax.tree.map(lambda h, x: jnp.concatenate([h, x], axis=1), state.history, xs)
   real = jnp.concatenate([state.history_real, jnp.ones((k1,), bool)])
-  cut = jnp.asarray(np.arange(P + k1) < max(0, k1 - k2))  # steps whose input state is cut
+  cut = jnp.asarray(np.arange(P + k1) <= k1 - k2)  # steps whose entering state is a constant
 
   def body(h, inputs):
     x_t, real_t, cut_t = inputs

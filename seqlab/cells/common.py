@@ -33,7 +33,7 @@ def split_gates(a: Array, num_gates: int) -> list[Array]:
 
 
 def layer_norm(a: Array, gain: Array, bias: Array | None = None, eps: float = 1e-5) -> Array:
-  """LN(a) = gain * (a - mean(a)) / sqrt(var(a) + eps) + bias over the last axis (Ba et al. 2016)."""
+  """LN(a) = gain * (a - mean(a)) / sqrt(var(a) + eps) + bias, over the last axis."""
   a32 = a.astype(jnp.float32)
   mean = a32.mean(-1, keepdims=True)
   var = jnp.square(a32 - mean).mean(-1, keepdims=True)

@@ -29,7 +29,9 @@ def init(
   k_u, k_w = jax.random.split(key)
   params = {
       "U": initializers.xavier(k_u, (input_size, hidden_size), 1.0, dtype),
-      "W": initializers.recurrent_blocks(k_w, hidden_size, 1, recurrent_init, recurrent_scale, dtype),
+      "W": initializers.recurrent_blocks(
+          k_w, hidden_size, 1, recurrent_init, recurrent_scale, dtype
+      ),
   }
   if use_bias:
     params["b"] = jnp.zeros((hidden_size,), dtype)

@@ -1,0 +1,1 @@
+"""Interoperability with other frameworks: importing their weights as seqlab params."""
