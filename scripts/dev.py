@@ -42,7 +42,7 @@ def ensure_venv() -> None:
 
 
 def main() -> int:
-  if sys.version_info < (3, 11):
+  if sys.version_info < (3, 11):  # noqa: UP036 (dev.py may run under an older python3)
     sys.exit(f"seqlab needs Python >= 3.11; this is {sys.version.split()[0]}")
   if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
     sys.exit(f"usage: python3 scripts/dev.py {{{'|'.join(COMMANDS)}}} [extra args]")

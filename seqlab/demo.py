@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import app
 from ml_collections import config_flags
 
 from seqlab import cells, unroll
