@@ -23,7 +23,7 @@ def xavier(key: Array, shape: tuple[int, int], scale: float = 1.0, dtype=jnp.flo
 
 def orthogonal(key: Array, shape: tuple[int, int], scale: float = 1.0, dtype=jnp.float32) -> Array:
   """A (semi-)orthogonal matrix times `scale` (Saxe et al. 2014): all singular values = scale."""
-  return scale * jax.nn.initializers.orthogonal()(key, shape, dtype)
+  return (scale * jax.nn.initializers.orthogonal()(key, shape, jnp.float32)).astype(dtype)
 
 
 def identity(key: Array, shape: tuple[int, int], scale: float = 1.0, dtype=jnp.float32) -> Array:
