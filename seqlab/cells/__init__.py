@@ -10,7 +10,7 @@ Options that add or remove parameters (peephole weights, a GRU's torch-style bia
 learned leak rates, layer-norm gains) are `init` options, and `step` reads them back
 from the params, so params and step can never disagree. Options that change the
 computation without parameters (an activation, a fixed leak rate) are `step`
-options. `make(name, **options)` binds both once and checks every option name:
+options; options that shape the carry (a delay's history length) go to `initial_carry`. `make(name, **options)` binds both once and checks every option name:
 
     cell = cells.make("lstm", peephole=True)
     params = cell.init(key, input_size, hidden_size)
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from seqlab.cells import elman, esn, gru, jordan, leaky, lstm
+from seqlab.cells import clockwork, delayed, elman, esn, gru, jordan, leaky, lstm
 
 CELLS: dict[str, ModuleType] = {
     "elman": elman,
@@ -33,6 +33,8 @@ CELLS: dict[str, ModuleType] = {
     "gru": gru,
     "leaky": leaky,
     "esn": esn,
+    "delayed": delayed,
+    "clockwork": clockwork,
 }
 
 
@@ -65,11 +67,12 @@ def make(name: str, **options: Any) -> Cell:
   """The cell `name` with `options` bound to the init and step functions that take them."""
   family = get_family(name)
   init_opts, step_opts = _keyword_options(family.init), _keyword_options(family.step)
-  unknown = sorted(set(options) - set(init_opts) - set(step_opts))
+  carry_opts = _keyword_options(family.initial_carry)
+  known = set(init_opts) | set(step_opts) | set(carry_opts)
+  unknown = sorted(set(options) - known)
   if unknown:
     raise ValueError(
-        f"unknown option(s) {unknown} for cell {name!r}; "
-        f"its options are: {sorted(set(init_opts) | set(step_opts))}"
+        f"unknown option(s) {unknown} for cell {name!r}; its options are: {sorted(known)}"
     )
   missing = sorted(
       k for k, p in init_opts.items() if p.default is inspect.Parameter.empty and k not in options
@@ -80,9 +83,14 @@ def make(name: str, **options: Any) -> Cell:
       name=name,
       options=tuple(sorted(options.items())),
       init=functools.partial(family.init, **{k: v for k, v in options.items() if k in init_opts}),
-      initial_carry=family.initial_carry,
+      initial_carry=functools.partial(
+          family.initial_carry, **{k: v for k, v in options.items() if k in carry_opts}
+      ),
       step=functools.partial(family.step, **{k: v for k, v in options.items() if k in step_opts}),
   )
 
 
-__all__ = ["CELLS", "Cell", "get_family", "make", "elman", "esn", "gru", "jordan", "leaky", "lstm"]
+__all__ = [
+    "CELLS", "Cell", "get_family", "make",
+    "clockwork", "delayed", "elman", "esn", "gru", "jordan", "leaky", "lstm",
+]
