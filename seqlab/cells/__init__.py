@@ -10,7 +10,8 @@ Options that add or remove parameters (peephole weights, a GRU's torch-style bia
 learned leak rates, layer-norm gains) are `init` options, and `step` reads them back
 from the params, so params and step can never disagree. Options that change the
 computation without parameters (an activation, a fixed leak rate) are `step`
-options; options that shape the carry (a delay's history length) go to `initial_carry`. `make(name, **options)` binds both once and checks every option name:
+options; options that shape the carry (a delay's history length) go to
+`initial_carry`. `make(name, **options)` binds them all once and checks every name:
 
     cell = cells.make("lstm", peephole=True)
     params = cell.init(key, input_size, hidden_size)
