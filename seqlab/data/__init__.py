@@ -1,0 +1,1 @@
+"""Tasks and data: TFDS builders (array_record, no TensorFlow), vocabularies, batching."""

@@ -1,0 +1,149 @@
+"""The base of seqlab's TFDS builders: array_record files, read without TensorFlow.
+
+A builder's options are the fields of its `BuilderConfig` dataclass. Default options
+give the config "default"; other options give a config named after the changed
+fields, so every setting is prepared once and cached under
+
+    data_dir/<task>/<config>/<version>/   (array_record shards, dataset_info.json,
+                                            metadata.json, vocabularies)
+
+Examples are written in generation order (`disable_shuffling`); readers shuffle.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import os
+import pathlib
+import re
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from seqlab.data import files
+
+DEFAULT_DATA_DIR = os.environ.get("SEQLAB_DATA_DIR", "~/.cache/seqlab/datasets")
+_BASE_FIELDS = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
+
+
+def options_of(config: tfds.core.BuilderConfig) -> dict[str, Any]:
+  """The task options held by a config (its fields less TFDS's own)."""
+  return {
+      f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+      if f.name not in _BASE_FIELDS
+  }
+
+
+def _fingerprint(path: str) -> str:
+  """8 hex digits of sha1 over the path, size and mtime of each file under `path`."""
+  digest = hashlib.sha1()
+  for f in files.list_files(path):
+    stat = f.stat()
+    digest.update(f"{f.resolve()}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+  return digest.hexdigest()[:8]
+
+
+def _config_name(changed: dict[str, Any]) -> str:
+  """A directory-safe name for non-default options, e.g. "delay=50-num_symbols=5"."""
+  parts = []
+  for key, value in sorted(changed.items()):
+    if key == "path" and value is not None:
+      value = f"{pathlib.Path(value).name}.{_fingerprint(value)}"
+    parts.append(f"{key}={value}")
+  name = re.sub(r"[^A-Za-z0-9_.=+-]", "_", "-".join(parts))
+  if len(name) > 120:
+    name = name[:100] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+  return name
+
+
+class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """A seqlab task builder; subclasses define `features`, `metadata` and the generators."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release."}
+  BUILDER_CONFIGS: list[tfds.core.BuilderConfig] = []  # [the default config]
+  READ_OPTIONS: dict[str, Any] = {}  # options that change how examples are read, not stored
+
+  @classmethod
+  def config_for(cls, **options: Any) -> tfds.core.BuilderConfig:
+    """The config with `options` changed from the default; raises on unknown names."""
+    default = cls.BUILDER_CONFIGS[0]
+    known = options_of(default)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+      raise ValueError(
+          f"unknown option(s) {unknown} for task {cls.name!r}; its options are: "
+          f"{sorted(set(known) | set(cls.READ_OPTIONS))}"
+      )
+    changed = {k: v for k, v in options.items() if v != known[k]}
+    if not changed:
+      return default
+    return dataclasses.replace(default, name=_config_name(changed), **changed)
+
+  @property
+  def options(self) -> dict[str, Any]:
+    """This builder's task options."""
+    return options_of(self.builder_config)
+
+  def features(self) -> tfds.features.FeaturesDict:
+    """The stored features of one example."""
+    raise NotImplementedError
+
+  def metadata(self) -> dict[str, Any]:
+    """What a reader needs besides the examples: sizes, baselines (JSON values)."""
+    return {}
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=(self.__doc__ or "").strip(),
+        features=self.features(),
+        metadata=tfds.core.MetadataDict(self.metadata()),
+        disable_shuffling=True,
+    )
+
+  def record(self, **values: Any) -> None:
+    """Store values found during preparation (skip counts, sizes) in the metadata."""
+    self.info.metadata.update(values)
+
+  def counted(self, split: str, examples):
+    """Yield (key, example) with increasing keys, counting them in metadata["generated"]."""
+    generated = self.info.metadata.setdefault("generated", {})
+    generated[split] = 0
+    for key, example in enumerate(examples):
+      generated[split] = key + 1
+      yield key, example
+
+  def _generate_examples(self, examples):
+    yield from examples  # generators come ready-made from `_split_generators`
+
+
+def prepare(cls: type[Builder], data_dir: str | None = None, **options: Any) -> Builder:
+  """The builder for `options`, prepared once under `data_dir` and checked on read-back."""
+  data_dir = str(pathlib.Path(data_dir or DEFAULT_DATA_DIR).expanduser())
+  config = cls.config_for(**options)
+  absl_logger = logging.getLogger("absl")
+  level = absl_logger.level
+  absl_logger.setLevel(logging.ERROR)  # TFDS warns about every non-default config
+  try:
+    builder = cls(data_dir=data_dir, config=config, file_format="array_record")
+  finally:
+    absl_logger.setLevel(level)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+  )
+  check_counts(builder)
+  return builder
+
+
+def check_counts(builder: Builder) -> None:
+  """Raise unless every split reads back as many examples as were generated and written."""
+  generated = builder.info.metadata.get("generated", {})
+  for split, info in builder.info.splits.items():
+    read = len(builder.as_data_source(split))
+    made = generated.get(split, info.num_examples)
+    if not made == info.num_examples == read:
+      raise RuntimeError(
+          f"{builder.data_dir}: split {split!r} generated {made}, wrote {info.num_examples}, "
+          f"reads back {read} examples; fix: delete that folder and prepare again"
+      )

@@ -1,0 +1,1 @@
+"""Task builders, one module per task (TFDS GeneratorBasedBuilder subclasses)."""
