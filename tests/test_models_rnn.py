@@ -172,3 +172,10 @@ def test_jordan_overfits_an_output_recurrence():
   assert overfit(loss, v, 300) < 1e-4
   free_running = lambda p: jnp.mean((model.apply(p, xs) - targets) ** 2)
   assert free_running(v) > 1e-3  # untrained, for contrast
+
+
+def test_jordan_vmap_and_bfloat16():
+  xs, targets = _xs(), _xs(1, (B, T, O))
+  assert_vmap_over_params(JordanRNN(H, O), (xs, targets))
+  v = JordanRNN(H, O).init(jax.random.key(0), xs)
+  assert_bfloat16_close(JordanRNN(H, O), JordanRNN(H, O, dtype=jnp.bfloat16), v, (xs, targets))
