@@ -1,0 +1,75 @@
+"""The config every experiment starts from, and the `:key=value` variant syntax.
+
+Every field a run reads is declared here (no defaults hidden in trainer code); the
+files in configs/ change what differs and document the launch command.
+"""
+
+import ml_collections
+
+# Cell presets: name -> (cell family, options). IRNN: relu with W = I (Le et al. 2015).
+CELL_PRESETS = {
+    "elman": ("elman", {"activation": "tanh"}),
+    "irnn": ("elman", {"activation": "relu", "recurrent_init": "identity"}),
+    "lstm": ("lstm", {}),
+    "gru": ("gru", {}),
+}
+
+
+def parse_variant(arg: str | None, defaults: dict) -> dict:
+  """'cell=gru,delay=200' -> defaults updated, values typed like the defaults."""
+  out = dict(defaults)
+  if not arg:
+    return out
+  for item in arg.split(","):
+    key, sep, value = item.partition("=")
+    if not sep:
+      key, value = next(iter(defaults)), item  # a bare value sets the first field
+    if key not in defaults:
+      raise ValueError(f"unknown config variant {key!r}; variants: {sorted(defaults)}")
+    out[key] = type(defaults[key])(value) if defaults[key] is not None else value
+  return out
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """All sections with their defaults: seed, task, model, optimizer, train, decode."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = ""
+  c.task.data_dir = "data"  # prepared datasets are cached here
+  c.task.options = ml_collections.ConfigDict()  # the builder's options
+
+  c.model = ml_collections.ConfigDict()  # name + the model's fields, passed through
+  c.model.name = ""
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.schedule = "constant"  # constant | cosine | linear | exponential
+  c.optimizer.warmup_steps = 0
+  c.optimizer.decay_steps = 0
+  c.optimizer.end_learning_rate = 0.0
+  c.optimizer.weight_decay = 0.0
+  c.optimizer.clip_norm = 0.0  # global-norm clipping threshold (0: off)
+  c.optimizer.clip_value = 0.0  # per-entry clipping (0: off)
+  c.optimizer.options = ml_collections.ConfigDict()  # extra optax keyword arguments
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 32
+  c.train.num_steps = 1000
+  c.train.log_every = 50
+  c.train.eval_every = 250
+  c.train.eval_batches = 8  # validation batches per evaluation
+  c.train.checkpoint_every = 250
+  c.train.nonfinite = "stop"  # stop | skip
+  c.train.tbptt_k2 = 0  # stream tasks: gradient flows back k2 steps (0: = the batch length)
+  c.train.teacher_forcing = "always"  # always | linear | exponential | inverse_sigmoid
+  c.train.teacher_forcing_k = 0.0  # the decay's rate parameter
+
+  c.decode = ml_collections.ConfigDict()
+  c.decode.max_len = 64
+  c.decode.beam_width = 4
+  c.decode.length_penalty = 0.6
+  c.decode.temperature = 1.0
+  return c

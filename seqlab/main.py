@@ -1,0 +1,43 @@
+"""seqlab's entry point: train, evaluate or decode an experiment from an ml_collections config.
+
+    python -m seqlab.main --config=configs/copy.py:cell=gru --workdir=runs/copy
+    python -m seqlab.main --config=configs/char_lstm.py --workdir=runs/char --mode=complete \
+        --prefix="ROMEO:" --prefix="deep lea"
+
+Rerunning a train command resumes from the workdir's latest checkpoint.
+"""
+
+import logging
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from seqlab import problems
+from seqlab.train import loop, modes
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample", "complete", "translate"],
+                          "What to do.")
+_PREFIX = flags.DEFINE_multi_string("prefix", [], "Prefixes to autocomplete (--mode=complete).")
+_SENTENCE = flags.DEFINE_multi_string("sentence", [], "Sentences to translate (--mode=translate).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  problem = problems.build_problem(config)
+  if _MODE.value == "train":
+    loop.train(problem, config, workdir)
+    modes.after_training(problem, config, workdir)
+  else:
+    modes.run(_MODE.value, problem, config, workdir, prefixes=_PREFIX.value,
+              sentences=_SENTENCE.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,61 @@
+"""Per-step classification (many-to-many): the copy task, and any task whose batches hold
+`inputs` [B, T] ids and `targets` [B, T] class ids with a `mask`.
+
+    loss = sum_{b,t} mask * -log softmax(o_t)[y_t] / sum mask
+
+Metrics: cross-entropy per step (nats), its ratio to the task's memoryless baseline
+when the data reports one, and accuracy on the positions that carry information
+(target != 0 for the copy task, where 0 is the blank).
+"""
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from seqlab.problems import base
+
+Array = jax.Array
+
+
+class Tagging(base.ProblemBase):
+  """Many-to-many classification of every step, e.g. the copy task."""
+
+  def derived_model_fields(self) -> dict[str, Any]:
+    meta = self.task.metadata
+    return {"vocab_size": meta["num_inputs"], "output_size": meta["num_outputs"]}
+
+  def logits(self, params: Any, batch: Mapping[str, Array], rng: Array | None = None) -> Array:
+    return self.model.apply(params, batch["inputs"], batch["lengths"])
+
+  def loss(self, params, batch, rng, extra, step):
+    logits = self.logits(params, batch, rng).astype(jnp.float32)
+    xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+    return base.masked_mean(xent, batch["mask"]), ({}, extra)
+
+  def eval_sums(self, params, batch):
+    logits = self.logits(params, batch).astype(jnp.float32)
+    xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+    mask = batch["mask"].astype(jnp.float32)
+    informative = mask * (batch["targets"] != 0)
+    correct = (jnp.argmax(logits, -1) == batch["targets"]) * informative
+    return {"xent": (xent * mask).sum(), "steps": mask.sum(),
+            "correct": correct.sum(), "informative": informative.sum()}
+
+  def summarize(self, sums):
+    loss = sums["xent"] / max(sums["steps"], 1.0)
+    out = {"loss": loss, "accuracy": sums["correct"] / max(sums["informative"], 1.0)}
+    baseline = self.task.metadata.get("baseline")
+    if baseline:
+      out["loss_vs_baseline"] = loss / baseline
+    return out
+
+  def train_batches(self, seed: int, start_step: int) -> Iterator[dict]:
+    return self.task.batches("train", self.config.train.batch_size, seed=seed,
+                             start_step=start_step)
+
+  def eval_batches(self, split: str) -> Iterator[dict]:
+    return self.task.batches(split, self.config.train.batch_size, shuffle=False,
+                             num_epochs=1, drop_remainder=False)

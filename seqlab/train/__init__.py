@@ -1,0 +1,1 @@
+"""Training: optimizers, the loop, checkpoints, writers and the non-training modes."""

@@ -1,0 +1,55 @@
+"""The non-training modes: evaluate, sample, complete and translate from a workdir's checkpoint."""
+
+import jax
+
+from seqlab.train import checkpoint, loop, optim
+
+MODE_METHODS = {"sample": "sample", "complete": "complete", "translate": "translate"}
+
+
+def restore_params(problem, config, workdir: str):
+  """The params of the workdir's latest checkpoint; raises if there is none."""
+  ckpt = checkpoint.Checkpoints(workdir)
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {workdir}; train first (--mode=train)")
+  ckpt.check_config(config.to_dict())
+  optimizer = optim.make_optimizer(config.optimizer)
+  like = loop.initial_state(problem, optimizer, config.seed,
+                            next(problem.train_batches(config.seed, 0)))
+  state = ckpt.restore(like)
+  ckpt.close()
+  return state["params"]
+
+
+def evaluate_splits(problem, params, splits=("validation", "test")) -> dict:
+  """Full passes over the evaluation splits."""
+  eval_fn = jax.jit(problem.eval_sums)
+  return {split: loop.evaluate(problem, eval_fn, params, split, None) for split in splits
+          if split in problem.task.splits}
+
+
+def run(mode: str, problem, config, workdir: str, prefixes=(), sentences=()) -> None:
+  """--mode=eval|sample|complete|translate."""
+  if mode != "eval" and not hasattr(problem, MODE_METHODS[mode]):
+    raise ValueError(f"--mode={mode} is not available for task {config.task.name!r}")
+  params = restore_params(problem, config, workdir)
+  if mode == "eval":
+    for split, metrics in evaluate_splits(problem, params).items():
+      print(f"{split}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+  elif mode == "sample":
+    for text in problem.sample(params, jax.random.key(config.seed)):
+      print(text)
+  elif mode == "complete":
+    for prefix, completion in zip(prefixes, problem.complete(params, prefixes), strict=True):
+      print(f"{prefix!r} -> {completion!r}")
+  elif mode == "translate":
+    for sentence, translation in zip(sentences, problem.translate(params, sentences),
+                                     strict=True):
+      print(f"{sentence} -> {translation}")
+
+
+def after_training(problem, config, workdir: str) -> None:
+  """What a problem shows at the end of training (e.g. completions of a few prefixes)."""
+  if hasattr(problem, "report"):
+    params = restore_params(problem, config, workdir)
+    problem.report(params, workdir)
