@@ -30,7 +30,8 @@ def config_differences(saved: dict, current: dict) -> list[str]:
   """The dotted fields whose values differ, ignoring RESUMABLE_CHANGES."""
   a, b = _flatten(saved), _flatten(current)
   keep = lambda k: not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES)
-  return sorted(k for k in set(a) | set(b) if keep(k) and a.get(k, "<absent>") != b.get(k, "<absent>"))
+  differ = lambda k: a.get(k, "<absent>") != b.get(k, "<absent>")
+  return sorted(k for k in set(a) | set(b) if keep(k) and differ(k))
 
 
 class Checkpoints:
