@@ -18,9 +18,11 @@ import pathlib
 import re
 from typing import Any
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from seqlab.data import files
+from seqlab.data.vocab import Vocab
 
 DEFAULT_DATA_DIR = os.environ.get("SEQLAB_DATA_DIR", "~/.cache/seqlab/datasets")
 _BASE_FIELDS = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
@@ -63,6 +65,8 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   RELEASE_NOTES = {"1.0.0": "First release."}
   BUILDER_CONFIGS: list[tfds.core.BuilderConfig] = []  # [the default config]
   READ_OPTIONS: dict[str, Any] = {}  # options that change how examples are read, not stored
+  TIME_KEYS: dict[str, str] = {}  # sequence field of an encoded example -> its lengths field
+  VOCABS: tuple[str, ...] = ()  # vocabularies saved next to the data, by name
 
   @classmethod
   def config_for(cls, **options: Any) -> tfds.core.BuilderConfig:
@@ -101,6 +105,23 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         metadata=tfds.core.MetadataDict(self.metadata()),
         disable_shuffling=True,
     )
+
+  def time_keys(self, **read_options: Any) -> dict[str, str]:
+    """Sequence field of an encoded example -> its lengths field."""
+    del read_options
+    return dict(self.TIME_KEYS)
+
+  def encode(self, example: dict, vocabs: dict[str, Vocab], **read_options: Any) -> dict:
+    """A stored example -> the arrays a model reads."""
+    raise NotImplementedError
+
+  def vocab_path(self, name: str) -> pathlib.Path:
+    """Where vocabulary `name` lives: next to the data files."""
+    return pathlib.Path(self.data_dir) / f"vocab-{name}.json"
+
+  def load_vocabs(self) -> dict[str, Vocab]:
+    """The vocabularies saved with the data."""
+    return {name: Vocab.load(self.vocab_path(name)) for name in self.VOCABS}
 
   def record(self, **values: Any) -> None:
     """Store values found during preparation (skip counts, sizes) in the metadata."""
@@ -147,3 +168,31 @@ def check_counts(builder: Builder) -> None:
           f"{builder.data_dir}: split {split!r} generated {made}, wrote {info.num_examples}, "
           f"reads back {read} examples; fix: delete that folder and prepare again"
       )
+
+
+class Generated(Builder, skip_registration=True):
+  """Generated examples: options num_train, num_validation, num_test and seed.
+
+  Split i draws its examples one by one from the generator seeded with (seed, i), so
+  a split's content depends only on the options, never on the other splits.
+  """
+
+  SPLITS = ("train", "validation", "test")
+
+  def example(self, rng: np.random.Generator) -> dict:
+    """One generated example (the stored features)."""
+    raise NotImplementedError
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    c = self.builder_config
+    sizes = [c.num_train, c.num_validation, c.num_test]
+    return {
+        split: self._generate_examples(self.counted(split, self._draw(i, size)))
+        for i, (split, size) in enumerate(zip(self.SPLITS, sizes, strict=True))
+    }
+
+  def _draw(self, split_index: int, size: int):
+    rng = np.random.default_rng([self.builder_config.seed, split_index])
+    for _ in range(size):
+      yield self.example(rng)

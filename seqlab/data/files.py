@@ -16,6 +16,10 @@ class DataError(ValueError):
   """Bad input data; the message names the file, the line and the fix."""
 
 
+class EmptyFileError(DataError):
+  """A file with no text in it."""
+
+
 class Skipped:
   """A tally of skipped inputs by reason, logged once at the end of a preparation."""
 
@@ -86,7 +90,7 @@ def read_lines(path: pathlib.Path, on_error: str, skipped: Skipped) -> list[str]
     list_files(path)  # raises the missing-file message
   raw = path.read_bytes()
   if not raw.strip():
-    raise DataError(
+    raise EmptyFileError(
         f"{path}: the file is empty; fix: point `path` at a file with text in it "
         "(or remove the empty file from the folder)"
     )

@@ -48,7 +48,7 @@ def memoryless_baseline(alphabet: int, n: int, delay: int) -> float:
   return n * math.log(alphabet) / (delay + 2 * n)
 
 
-class Copy(builder.Builder):
+class Copy(builder.Generated):
   """Copy task (Arjovsky et al. 2016 layout): replay n symbols after a delay of T blanks."""
 
   name = "copy"
@@ -73,23 +73,11 @@ class Copy(builder.Builder):
         "baseline_metric": "cross-entropy per step (nats), memoryless",
     }
 
-  def _split_generators(self, dl_manager):
-    del dl_manager
+  def example(self, rng):
     c = self.builder_config
-    sizes = {"train": c.num_train, "validation": c.num_validation, "test": c.num_test}
-    return {
-        split: self._generate_examples(self.counted(split, self._examples(i, size)))
-        for i, (split, size) in enumerate(sizes.items())
-    }
+    return copy_example(rng, c.alphabet_size, c.num_symbols, c.delay)
 
-  def _examples(self, split_index: int, size: int):
-    c = self.builder_config
-    rng = np.random.default_rng([c.seed, split_index])
-    for _ in range(size):
-      yield copy_example(rng, c.alphabet_size, c.num_symbols, c.delay)
-
-  @staticmethod
-  def encode(example: dict, vocabs: dict) -> dict:
+  def encode(self, example, vocabs):
     """Stored example -> model arrays: inputs [L] ids, targets [L] ids."""
     del vocabs
     return {"inputs": example["inputs"], "targets": example["targets"]}
