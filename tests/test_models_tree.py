@@ -198,7 +198,7 @@ def test_overfits_tree_parity():
     return optax.apply_updates(params, updates), opt_state, loss
 
   start, opt_state = time.time(), opt.init(params)
-  for _ in range(300):
+  for _ in range(150):
     params, opt_state, loss = train_step(params, opt_state)
   print(f"tree parity: final loss {float(loss):.4f} in {time.time() - start:.1f} s")
   assert loss < 0.05

@@ -12,8 +12,9 @@ The readout is fitted in closed form by ridge regression over the steps after a 
     W_out = Y Z^T (Z Z^T + lambda I)^-1   (row-vector code: (Z^T Z + lambda I)^-1 Z^T Y)
 
 or trained by gradient like any parameter. The reservoir's U, W, b live in the
-non-trainable collection "reservoir" (name "cell"), so an optimizer over "params"
-(which holds only W_out) never touches them; the cell also stops their gradient.
+non-trainable collection "reservoir" (variables["reservoir"]["reservoir"]["cell"]), so an
+optimizer over "params" (which holds only W_out) never touches them; the cell also stops
+their gradient.
 """
 
 from typing import Any

@@ -19,7 +19,10 @@ Trees are arrays, padded to N nodes per tree:
             -1 for padding nodes (`node_levels` computes them from `children`).
 Level l of every tree in the batch is computed at once (a gather of the children's
 states, one matmul) inside a `jax.lax.scan` over l = 0..L-1. The root is the unique
-node of the highest level.
+node of the highest level. Each level step composes every node and keeps those of the
+current level: simple and jit-friendly, at L times the cost of composing each node once.
+Params: "cell" = {U, W, b} (with K = 1, exactly `cells.elman`'s), "V" = `nn.Dense`
+(kernel V, bias c), "Embed_0" when the inputs are token ids.
 """
 
 from typing import Any
@@ -65,6 +68,16 @@ def gather_children(h: Array, children: Array) -> Array:
   return h_kids.reshape(B, N, -1)
 
 
+def init(key: Array, input_size: int, hidden_size: int, num_children: int) -> dict:
+  """U [I, H] and W [K*H, H] Xavier-uniform, b = 0: the Elman cell's params with a K-fold W."""
+  k_u, k_w = jax.random.split(key)
+  return {
+      "U": initializers.xavier(k_u, (input_size, hidden_size)),
+      "W": initializers.xavier(k_w, (num_children * hidden_size, hidden_size)),
+      "b": jnp.zeros((hidden_size,)),
+  }
+
+
 class TreeRNN(nn.Module):
   """Recursive net h_n = tanh([h_children] W + x_n U + b) over padded batched trees.
 
@@ -83,16 +96,6 @@ class TreeRNN(nn.Module):
   embed_size: int | None = None
   activation: str = "tanh"
   dtype: Any = jnp.float32
-
-  def init_cell(self, key: Array, input_size: int, num_children: int) -> dict:
-    """U [I, H] and W [K*H, H] Xavier-uniform, b = 0 (the Elman cell's params, K-fold W)."""
-    k_u, k_w = jax.random.split(key)
-    H = self.hidden_size
-    return {
-        "U": initializers.xavier(k_u, (input_size, H)),
-        "W": initializers.xavier(k_w, (num_children * H, H)),
-        "b": jnp.zeros((H,)),
-    }
 
   @nn.compact
   def __call__(
@@ -113,7 +116,7 @@ class TreeRNN(nn.Module):
     else:
       x = inputs
     B, N, K = children.shape
-    params = self.param("cell", self.init_cell, x.shape[-1], K)
+    params = self.param("cell", init, x.shape[-1], self.hidden_size, K)
     params, x = cast_floats(params, self.dtype), x.astype(self.dtype)
 
     def level_step(h, level):
