@@ -63,7 +63,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_batches = 8  # validation batches per evaluation
   c.train.checkpoint_every = 250
   c.train.nonfinite = "stop"  # stop | skip
-  c.train.tbptt_k2 = 0  # stream tasks: gradient flows back k2 steps (0: = the batch length)
+  c.train.seq_len = 64  # stream tasks: the window length k1 of truncated BPTT
+  c.train.tbptt_k2 = 0  # stream tasks: gradient flows back k2 steps (0: = seq_len)
   c.train.teacher_forcing = "always"  # always | linear | exponential | inverse_sigmoid
   c.train.teacher_forcing_k = 0.0  # the decay's rate parameter
 
@@ -72,4 +73,5 @@ def base_config() -> ml_collections.ConfigDict:
   c.decode.beam_width = 4
   c.decode.length_penalty = 0.6
   c.decode.temperature = 1.0
+  c.decode.prefixes = ("ROMEO:", "To be, or ")  # completed after training (text tasks)
   return c

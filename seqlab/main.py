@@ -10,6 +10,7 @@ Rerunning a train command resumes from the workdir's latest checkpoint.
 import logging
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from seqlab import problems
@@ -28,6 +29,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:  # orbax and jax log every save at INFO
+    absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
   config, workdir = _CONFIG.value, _WORKDIR.value
   problem = problems.build_problem(config)

@@ -179,3 +179,15 @@ def test_jordan_vmap_and_bfloat16():
   assert_vmap_over_params(JordanRNN(H, O), (xs, targets))
   v = JordanRNN(H, O).init(jax.random.key(0), xs)
   assert_bfloat16_close(JordanRNN(H, O), JordanRNN(H, O, dtype=jnp.bfloat16), v, (xs, targets))
+
+
+def test_step_method_runs_the_model_one_step_at_a_time():
+  model = RNN("lstm", H, O, vocab_size=7, embed_size=3)
+  tokens = jax.random.randint(jax.random.key(0), (B, T), 0, 7)
+  variables = model.init(jax.random.key(1), tokens)
+  carry = model.apply(variables, B, method=RNN.initial_carry)
+  outs = []
+  for t in range(T):
+    carry, o = model.apply(variables, carry, tokens[:, t], method=RNN.step)
+    outs.append(o)
+  np.testing.assert_allclose(jnp.stack(outs, 1), model.apply(variables, tokens), atol=1e-5)

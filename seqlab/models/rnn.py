@@ -88,6 +88,23 @@ class RNN(nn.Module):
     tiled = jnp.repeat(context[:, None].astype(self.dtype), steps, axis=1)
     return jnp.concatenate([tiled, self.embed(prev_tokens)], axis=-1)
 
+  def initial_carry(self, batch_size: int) -> Any:
+    """h_0 for a batch (many_to_many models driven step by step)."""
+    cell = self.recurrent.make_cell()
+    return cell.initial_carry(self.recurrent.variables["params"]["cell"], (batch_size,))
+
+  def step(self, carry: Any, inputs: Array) -> tuple[Any, Array]:
+    """One step of a many_to_many model: (h_{t-1}, x_t or token_t) -> (h_t, o_t).
+
+    Running `step` over a sequence equals `__call__` on it; it lets truncated BPTT,
+    streams and decoders drive the model one step at a time.
+    """
+    cell = self.recurrent.make_cell()
+    params = cast_floats(self.recurrent.variables["params"]["cell"], self.dtype)
+    x = self._inputs(inputs).astype(self.dtype)
+    carry, y = cell.step(params, carry, x)
+    return carry, self.output(y)
+
   def generate(self, context: Array, bos_id: int, num_steps: int) -> Array:
     """Greedy one_to_many decoding: y_t = argmax o_t, fed back as y_{t-1} at the next step."""
     cell = self.recurrent.make_cell()

@@ -3,10 +3,12 @@
 PROBLEMS maps a task name (of seqlab.data) to the problem that trains it.
 """
 
+from seqlab.problems.language_model import LanguageModel
 from seqlab.problems.tagging import Tagging
 
 PROBLEMS = {
     "copy": Tagging,
+    "char_corpus": LanguageModel,
 }
 
 

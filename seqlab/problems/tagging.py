@@ -35,14 +35,15 @@ class Tagging(base.ProblemBase):
     xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
     return base.masked_mean(xent, batch["mask"]), ({}, extra)
 
-  def eval_sums(self, params, batch):
+  def eval_sums(self, params, batch, extra):
     logits = self.logits(params, batch).astype(jnp.float32)
     xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
     mask = batch["mask"].astype(jnp.float32)
     informative = mask * (batch["targets"] != 0)
     correct = (jnp.argmax(logits, -1) == batch["targets"]) * informative
-    return {"xent": (xent * mask).sum(), "steps": mask.sum(),
+    sums = {"xent": (xent * mask).sum(), "steps": mask.sum(),
             "correct": correct.sum(), "informative": informative.sum()}
+    return sums, extra
 
   def summarize(self, sums):
     loss = sums["xent"] / max(sums["steps"], 1.0)

@@ -78,8 +78,12 @@ def initial_state(problem: Problem, optimizer, seed: int, batch: dict) -> dict:
 def evaluate(problem: Problem, eval_fn, params, split: str, max_batches: int | None) -> dict:
   """The problem's metrics over (up to max_batches of) an evaluation split."""
   totals: dict[str, float] = {}
+  extra = None
   for batch in itertools.islice(problem.eval_batches(split), max_batches):
-    for name, value in eval_fn(params, batch).items():
+    if extra is None:
+      extra = problem.init_extra(params, batch)
+    sums, extra = eval_fn(params, batch, extra)
+    for name, value in sums.items():
       totals[name] = totals.get(name, 0.0) + float(value)
   return problem.summarize(totals)
 

@@ -28,8 +28,9 @@ class Problem(Protocol):
   ) -> tuple[Array, tuple[dict[str, Array], Any]]:
     """(scalar loss, (metrics, next extra)); differentiated w.r.t. params."""
 
-  def eval_sums(self, params: Any, batch: Batch) -> dict[str, Array]:
-    """Summed statistics of one evaluation batch; `summarize` turns their totals into metrics."""
+  def eval_sums(self, params: Any, batch: Batch, extra: Any) -> tuple[dict[str, Array], Any]:
+    """Summed statistics of one evaluation batch (and the state carried to the next one);
+    `summarize` turns their totals into metrics."""
 
   def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
     """Metrics from statistics summed over the evaluation batches."""
