@@ -62,7 +62,7 @@ class TimeSeries(builder.Builder):
     }
     if c.series == "sine_mixture":
       for k in ("amplitudes", "frequencies", "phases"):
-        feats[k] = tfds.features.Tensor(shape=(c.num_components,), dtype=np.float64)
+        feats[k] = tfds.features.Tensor(shape=(c.num_components,), dtype=np.float32)
     return tfds.features.FeaturesDict(feats)
 
   def metadata(self):
@@ -110,10 +110,10 @@ class TimeSeries(builder.Builder):
     rng = np.random.default_rng([c.seed, split_index])
     t = np.arange(c.window + c.horizon)
     for start in range(0, length - c.window + 1, c.stride):
-      params = {
-          "amplitudes": rng.uniform(0.5, 1.0, c.num_components),
-          "frequencies": rng.uniform(0.01, 0.1, c.num_components),  # cycles per step
-          "phases": rng.uniform(0.0, 2 * np.pi, c.num_components),
+      params = {  # float32, as stored, so the stored params give the stored series
+          "amplitudes": rng.uniform(0.5, 1.0, c.num_components).astype(np.float32),
+          "frequencies": rng.uniform(0.01, 0.1, c.num_components).astype(np.float32),
+          "phases": rng.uniform(0.0, 2 * np.pi, c.num_components).astype(np.float32),
       }
       s = series_lib.sine_mixture(t, **params).astype(np.float32)[:, None]
       yield {"inputs": s[: c.window], "targets": s[c.horizon:], "start": start, **params}
