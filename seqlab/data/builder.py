@@ -135,6 +135,14 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       generated[split] = key + 1
       yield key, example
 
+  def keep_non_empty(self, sizes: dict[str, int]) -> list[str]:
+    """The splits with examples; TFDS cannot write an empty split, so the others are left
+    out (and logged)."""
+    empty = [split for split, n in sizes.items() if n == 0]
+    if empty:
+      logging.warning("%s: splits %s have no examples and are left out", self.name, empty)
+    return [split for split, n in sizes.items() if n > 0]
+
   def _generate_examples(self, examples):
     yield from examples  # generators come ready-made from `_split_generators`
 
@@ -186,10 +194,11 @@ class Generated(Builder, skip_registration=True):
   def _split_generators(self, dl_manager):
     del dl_manager
     c = self.builder_config
-    sizes = [c.num_train, c.num_validation, c.num_test]
+    sizes = dict(zip(self.SPLITS, [c.num_train, c.num_validation, c.num_test], strict=True))
+    kept = self.keep_non_empty(sizes)
     return {
-        split: self._generate_examples(self.counted(split, self._draw(i, size)))
-        for i, (split, size) in enumerate(zip(self.SPLITS, sizes, strict=True))
+        split: self._generate_examples(self.counted(split, self._draw(i, sizes[split])))
+        for i, split in enumerate(self.SPLITS) if split in kept
     }
 
   def _draw(self, split_index: int, size: int):

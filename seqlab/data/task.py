@@ -50,6 +50,8 @@ class Task:
   @functools.cache  # noqa: B019 (one source per split for the task's lifetime)
   def source(self, split: str) -> Sequence[dict]:
     """The split's stored examples, random access (a TFDS ArrayRecordDataSource)."""
+    if split not in self.splits:
+      raise ValueError(f"task {self.name!r} has no split {split!r}; its splits: {self.splits}")
     return self.builder.as_data_source(split)
 
   def encode(self, example: dict) -> dict[str, np.ndarray]:

@@ -104,6 +104,7 @@ class CharCorpus(builder.Builder):
     return {
         split: self._generate_examples(self.counted(split, self._chunks(text, lo, hi)))
         for split, (lo, hi) in bounds.items()
+        if split in self.keep_non_empty({s: hi - lo for s, (lo, hi) in bounds.items()})
     }
 
   def _chunks(self, text: str, lo: int, hi: int):

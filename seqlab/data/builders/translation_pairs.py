@@ -116,7 +116,7 @@ class TranslationPairs(builder.Builder):
         split: self._generate_examples(self.counted(split, [
             {"source": s, "target": t, "key": k} for sp, k, s, t in pairs if sp == split
         ]))
-        for split in SPLITS
+        for split in self.keep_non_empty({s: sum(p[0] == s for p in pairs) for s in SPLITS})
     }
 
   def encode(self, example, vocabs, level="char"):
