@@ -43,6 +43,13 @@ def eigendecomposition(W: Array) -> tuple[np.ndarray, np.ndarray]:
   return lam[order], Q[:, order]
 
 
+def symmetric_with_eigenvalues(key: Array, eigenvalues: np.ndarray) -> np.ndarray:
+  """W = Q diag(lambda) Q^T with a random orthogonal Q and the given eigenvalues."""
+  lam = np.asarray(eigenvalues, np.float64)
+  Q, _ = np.linalg.qr(np.asarray(jax.random.normal(key, (lam.size, lam.size)), np.float64))
+  return (Q * lam) @ Q.T
+
+
 def symmetric_with_radius(key: Array, n: int, rho: float, spread: float = 0.5) -> np.ndarray:
   """A random symmetric W = Q diag(lambda) Q^T with max |lambda| = rho exactly.
 
@@ -50,12 +57,11 @@ def symmetric_with_radius(key: Array, n: int, rho: float, spread: float = 0.5) -
   signs, so the largest one dominates W^t.
   """
   k_q, k_l, k_s = jax.random.split(key, 3)
-  Q, _ = np.linalg.qr(np.asarray(jax.random.normal(k_q, (n, n)), np.float64))
   mags = rho * (1 - spread * np.asarray(jax.random.uniform(k_l, (n,)), np.float64))
   mags[0] = rho
   signs = np.where(np.asarray(jax.random.bernoulli(k_s, 0.5, (n,))), 1.0, -1.0)
   signs[0] = 1.0
-  return (Q * (signs * mags)) @ Q.T
+  return symmetric_with_eigenvalues(k_q, signs * mags)
 
 
 def orthogonal_with_radius(key: Array, n: int, rho: float) -> np.ndarray:

@@ -14,6 +14,7 @@ a readout o_t = c + V h_t). Two independent routes give the same numbers:
 Results are indexed [..., t - 1, l, :] = dL_t/ds_{t-l} for t = 1..T, l = 0..L, NaN if l > t.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +81,7 @@ def loss_gradients(loss_fn: LossFn, carries: Any, targets: Any) -> Array:
   return jax.vmap(jax.vmap(grad_one))(carries, targets)
 
 
+@functools.partial(jax.jit, static_argnames=("step", "loss_fn", "max_lag", "method"))
 def gradients_by_lag(
     step: Callable[..., tuple[Any, Any]],
     params: Any,

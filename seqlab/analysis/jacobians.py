@@ -11,6 +11,7 @@ block is the h-rows and h-columns of that full Jacobian, dh_t/dh_{t-1} with the 
 of the state (c_{t-1}) held fixed.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ Array = jax.Array
 Step = Callable[[Any, Any, Any], tuple[Any, Any]]
 
 
+@functools.partial(jax.jit, static_argnames=("step",))
 def trajectory(step: Step, params: Any, carry: Any, xs: Any) -> Any:
   """The carries s_0, s_1, ..., s_T of `step` over xs [B, T, ...]: leaves [B, T + 1, ...]."""
   _, _, carries = unroll.scan(step, params, carry, xs, return_carries=True)
@@ -51,6 +53,7 @@ def one_step_jacobian(
   return jac(state_step(step, params, layout))(layout.flatten(carry), carry, x)
 
 
+@functools.partial(jax.jit, static_argnames=("step", "block", "mode"))
 def step_jacobians(
     step: Step,
     params: Any,

@@ -11,6 +11,7 @@ For a linear map s_t = A s_{t-1} they are log |eigenvalues of A|, sorted descend
 trajectory, lambda_1 < 0 that they vanish at the rate e^(lambda_1 (t - k)).
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -43,6 +44,7 @@ def _finish(logs: Array, warmup: int) -> Lyapunov:
   return Lyapunov(exponents, running)
 
 
+@functools.partial(jax.jit, static_argnames=("num", "warmup"))
 def from_jacobians(J: Array, num: int | None = None, warmup: int = 0) -> Lyapunov:
   """The `num` largest exponents (default all n) of the product of J [..., T, n, n]."""
   n = J.shape[-1]
@@ -60,6 +62,7 @@ def from_jacobians(J: Array, num: int | None = None, warmup: int = 0) -> Lyapuno
   return jax.tree.map(lambda a: a.reshape(*J.shape[:-3], *a.shape[1:]), out)
 
 
+@functools.partial(jax.jit, static_argnames=("step", "num", "warmup"))
 def exponents(
     step: Callable[..., tuple[Any, Any]],
     params: Any,

@@ -13,6 +13,7 @@ J[t - 1] = ds_t/ds_{t-1} for t = 1..T. Two routes, neither a T^2 Python loop:
   range; the norms come back as natural logarithms.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -30,6 +31,7 @@ class LagNorms(NamedTuple):
   log_singular: Array  # [..., T, L + 1, k]: log of the k largest singular values
 
 
+@functools.partial(jax.jit, static_argnames=("start",))
 def jacobian_products(J: Array, start: int = 0) -> Array:
   """P[..., l] = ds_{start+l}/ds_start = J_{start+l} ... J_{start+1}, l = 0..T - start."""
   elems = J[..., start:, :, :]
@@ -95,6 +97,14 @@ def lag_norms(
   rows = np.arange(n) if rows is None else np.asarray(rows)
   cols = np.arange(n) if cols is None else np.asarray(cols)
   num_singular = min(num_singular, len(rows), len(cols))
+  return _lag_norms(J, max_lag, num_singular, tuple(rows.tolist()), tuple(cols.tolist()))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _lag_norms(J: Array, max_lag: int, num_singular: int, rows: tuple, cols: tuple) -> LagNorms:
+  """lag_norms over the leading axes of J, compiled."""
+  T, n = J.shape[-3], J.shape[-1]
+  rows, cols = np.asarray(rows, np.int32), np.asarray(cols, np.int32)
   flat = J.reshape(-1, T, n, n)
   out = jax.vmap(lambda j: _lag_norms_one(j, max_lag, num_singular, rows, cols))(flat)
   return jax.tree.map(lambda a: a.reshape(*J.shape[:-3], *a.shape[1:]), out)
