@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from seqlab import cells, unroll
@@ -147,7 +148,7 @@ class Decoder(nn.Module):
       carry = cast_floats(encoder_carry, self.dtype)
     elif self.init_decoder == "dense":
       leaves, tree = jax.tree.flatten(carry)
-      splits = jnp.cumsum(jnp.array([leaf.shape[-1] for leaf in leaves]))[:-1].tolist()
+      splits = np.cumsum([leaf.shape[-1] for leaf in leaves])[:-1].tolist()
       carry = jax.tree.unflatten(tree, jnp.split(jnp.tanh(self.bridge(C)), splits, axis=-1))
     return DecoderState(carry, Memory(a, keys, mask, C))
 
