@@ -87,3 +87,10 @@ def test_fixed_length_padding_and_multiples(task):
   assert b["inputs"].shape == (B, 30) and b["mask"].shape == (B, 30)
   b = next(task.batches("train", B, pad_multiple=16))
   assert b["inputs"].shape[1] % 16 == 0
+
+
+def test_cached_epochs_equal_uncached_ones(task):
+  fresh = take(task.batches("train", B, seed=5, cache=False), 12)
+  cached = take(task.batches("train", B, seed=5, cache=True), 12)  # epoch 2 from memory
+  assert all(same(x, y) for x, y in zip(fresh, cached, strict=True))
+  assert len(task.cache["train"]) == N

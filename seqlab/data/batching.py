@@ -3,20 +3,26 @@
 A batch is a dict of numpy arrays, batch-major. Sequence fields are padded at the
 end with 0 (the pad id) to a common length T; each group of sequence fields that
 share a time axis gets its lengths [B] (int32) and its mask [B, T] (bool, True on
-real steps): "lengths" -> "mask", "source_lengths" -> "source_mask".
+real steps): "lengths" -> "mask", "source_lengths" -> "source_mask". The mask is
+`seqlab.unroll.length_mask` computed in numpy: a jnp call per batch costs ~0.1-0.9 ms
+of dispatch in the reader thread against ~4 us (tests check the two agree).
 """
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from seqlab import unroll
 from seqlab.data.files import DataError
 
 
 def mask_key(lengths_key: str) -> str:
   """The mask that goes with a lengths field: "lengths" -> "mask"."""
   return lengths_key.replace("lengths", "mask")
+
+
+def length_mask(lengths: np.ndarray, max_length: int) -> np.ndarray:
+  """mask[b, t] = t < lengths[b], in numpy (`seqlab.unroll.length_mask` for batches)."""
+  return np.arange(max_length)[None, :] < np.asarray(lengths)[:, None]
 
 
 def padded_length(longest: int, pad_to: int | None = None, pad_multiple: int = 1) -> int:
@@ -65,7 +71,7 @@ def collate(
         out[row, : len(ex[k])] = ex[k]
       batch[k] = out
     batch[lengths_key] = lengths
-    batch[mask_key(lengths_key)] = np.asarray(unroll.length_mask(lengths, T))
+    batch[mask_key(lengths_key)] = length_mask(lengths, T)
   for k in examples[0]:
     if k not in time_keys:
       batch[k] = np.stack([np.asarray(ex[k]) for ex in examples])

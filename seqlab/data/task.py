@@ -31,6 +31,7 @@ class Task:
   builder: builder_lib.Builder
   vocabs: dict[str, Vocab]
   read_options: dict[str, Any]
+  cache: dict[str, dict[int, dict]] = dataclasses.field(default_factory=dict, repr=False)
 
   @property
   def metadata(self) -> dict[str, Any]:
@@ -58,13 +59,26 @@ class Task:
     """A stored example -> the arrays a model reads."""
     return self.builder.encode(example, self.vocabs, **self.read_options)
 
-  def examples(self, split: str, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
-    """The encoded examples at `indices`."""
-    source = self.source(split)
+  def examples(
+      self, split: str, indices: Sequence[int], cache: bool = False
+  ) -> list[dict[str, np.ndarray]]:
+    """The encoded examples at `indices`; with `cache`, each is read and encoded once and
+    then kept in memory (for splits that fit)."""
     indices = [int(i) for i in indices]
-    if hasattr(source, "__getitems__"):
-      return [self.encode(ex) for ex in source.__getitems__(indices)]
-    return [self.encode(source[i]) for i in indices]
+    kept = self.cache.setdefault(split, {}) if cache else {}
+    missing = [i for i in indices if i not in kept]
+    if missing:
+      source = self.source(split)
+      if hasattr(source, "__getitems__"):
+        stored = source.__getitems__(missing)
+      else:
+        stored = [source[i] for i in missing]
+      fresh = dict(zip(missing, map(self.encode, stored), strict=True))
+      if cache:
+        kept.update(fresh)
+    else:
+      fresh = {}
+    return [kept[i] if i in kept else fresh[i] for i in indices]
 
   @functools.cache  # noqa: B019
   def lengths(self, split: str) -> np.ndarray:
@@ -77,10 +91,16 @@ class Task:
     return out
 
   def batch(
-      self, split: str, indices: Sequence[int], pad_to: int | None = None, pad_multiple: int = 1
+      self,
+      split: str,
+      indices: Sequence[int],
+      pad_to: int | None = None,
+      pad_multiple: int = 1,
+      cache: bool = False,
   ) -> dict[str, np.ndarray]:
     """The examples at `indices` as one padded batch with lengths and masks."""
-    return batching.collate(self.examples(split, indices), self.time_keys, pad_to, pad_multiple)
+    examples = self.examples(split, indices, cache)
+    return batching.collate(examples, self.time_keys, pad_to, pad_multiple)
 
   def _plan(self, split, batch_size, seed, shuffle, drop_remainder, boundaries):
     lengths = self.lengths(split) if boundaries is not None else None
@@ -117,6 +137,7 @@ class Task:
       bucket_boundaries: Sequence[int] | None = None,
       max_length: int | None = None,
       pad_multiple: int = 1,
+      cache: bool = True,
       num_threads: int = 2,
       prefetch: int = 8,
   ) -> Iterator[dict[str, np.ndarray]]:
@@ -134,6 +155,8 @@ class Task:
         to boundaries[b] (few distinct shapes, few recompiles).
       max_length: pad every batch to exactly this length; raises on a longer sequence.
       pad_multiple: without buckets or max_length, round T up to a multiple of this.
+      cache: keep encoded examples in memory after their first read, so epochs after
+        the first skip reading and decoding (turn off for data that does not fit).
       num_threads: grain reader threads (0 reads in the caller's thread).
       prefetch: batches prepared ahead.
     """
@@ -150,7 +173,7 @@ class Task:
 
     def make(step: int) -> dict[str, np.ndarray]:
       indices, pad_to = plan(step // per_epoch)[step % per_epoch]
-      return self.batch(split, indices, pad_to if pad_to else max_length, pad_multiple)
+      return self.batch(split, indices, pad_to or max_length, pad_multiple, cache)
 
     steps = grain.MapDataset.range(start_step, max(start_step, stop)).map(make)
     options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
