@@ -3,6 +3,7 @@
 import importlib.util
 import math
 import pathlib
+import socket
 import sys
 
 import numpy as np
@@ -49,8 +50,18 @@ def test_every_registered_task_has_test_options():
   assert sorted(OPTIONS) == sorted(data.TASKS)
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+  """Any attempt to open a connection fails the test."""
+  def refuse(*args, **kwargs):
+    raise AssertionError(f"network access attempted: {args}")
+  monkeypatch.setattr(socket.socket, "connect", refuse)
+  monkeypatch.setattr(socket, "create_connection", refuse)
+  monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
 @pytest.mark.parametrize("name", sorted(OPTIONS))
-def test_prepares_and_reads_back_every_example_without_tensorflow(name, data_dir):
+def test_prepares_and_reads_back_every_example_without_tensorflow(name, data_dir, no_network):
   task = task_of(name, data_dir)
   assert task.builder.info.file_format.value == "array_record"
   generated = task.metadata["generated"]

@@ -66,19 +66,20 @@ class Task:
     then kept in memory (for splits that fit)."""
     indices = [int(i) for i in indices]
     kept = self.cache.setdefault(split, {}) if cache else {}
-    missing = [i for i in indices if i not in kept]
-    if missing:
-      source = self.source(split)
-      if hasattr(source, "__getitems__"):
-        stored = source.__getitems__(missing)
-      else:
-        stored = [source[i] for i in missing]
-      fresh = dict(zip(missing, map(self.encode, stored), strict=True))
-      if cache:
-        kept.update(fresh)
-    else:
-      fresh = {}
+    missing = sorted({i for i in indices if i not in kept})
+    fresh = dict(zip(missing, map(self.encode, self._read(split, missing)), strict=True))
+    if cache:
+      kept.update(fresh)
     return [kept[i] if i in kept else fresh[i] for i in indices]
+
+  def _read(self, split: str, indices: list[int]) -> list[dict]:
+    """The stored examples at `indices`, decoded by TFDS."""
+    if not indices:
+      return []
+    source = self.source(split)
+    if hasattr(source, "__getitems__"):
+      return source.__getitems__(indices)
+    return [source[i] for i in indices]
 
   @functools.cache  # noqa: B019
   def lengths(self, split: str) -> np.ndarray:
@@ -184,8 +185,7 @@ class Task:
     key = getattr(self.builder, "STREAM_KEY", None)
     if key is None:
       raise ValueError(f"task {self.name!r} is not a text stream; stream batching needs one")
-    source = self.source(split)
-    texts = [ex[key] for ex in source.__getitems__(list(range(len(source))))]
+    texts = [ex[key] for ex in self._read(split, list(range(len(self.source(split)))))]
     text = b"".join(texts).decode("utf-8")
     return self.vocabs[key].encode(text)
 
