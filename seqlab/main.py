@@ -2,7 +2,7 @@
 
     python -m seqlab.main --config=configs/copy.py:cell=gru --workdir=runs/copy
     python -m seqlab.main --config=configs/char_lstm.py --workdir=runs/char --mode=complete \
-        --prefix="ROMEO:" --prefix="deep lea"
+        --prefix="Romeo:" --prefix="deep lea"
 
 Rerunning a train command resumes from the workdir's latest checkpoint.
 """

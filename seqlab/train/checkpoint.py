@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 # Fields that may change between runs in one workdir (longer training, logging cadence).
@@ -32,6 +34,13 @@ def config_differences(saved: dict, current: dict) -> list[str]:
   keep = lambda k: not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES)
   differ = lambda k: a.get(k, "<absent>") != b.get(k, "<absent>")
   return sorted(k for k in set(a) | set(b) if keep(k) and differ(k))
+
+
+def _by_path(state: Any) -> dict[str, Any]:
+  """The state as {"['params']['cell']['W']": array}, zero-size leaves left out (orbax
+  cannot store them; restore takes them from the template)."""
+  leaves, _ = jax.tree_util.tree_flatten_with_path(state)
+  return {jax.tree_util.keystr(path): leaf for path, leaf in leaves if np.size(leaf) > 0}
 
 
 class Checkpoints:
@@ -67,13 +76,21 @@ class Checkpoints:
 
   def save(self, step: int, state: Any) -> None:
     """Save `state` as checkpoint `step` (blocking, atomic)."""
-    self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    self.manager.save(step, args=ocp.args.StandardSave(_by_path(state)), force=True)
     self.manager.wait_until_finished()
 
   def restore(self, like: Any, step: int | None = None) -> Any:
     """The state of checkpoint `step` (default: the latest), shaped like `like`."""
     step = self.latest_step() if step is None else step
-    return self.manager.restore(step, args=ocp.args.StandardRestore(like))
+    saved = self.manager.restore(step, args=ocp.args.StandardRestore(_by_path(like)))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
+    restored = [saved.get(jax.tree_util.keystr(path), leaf) for path, leaf in leaves]
+    return jax.tree_util.tree_unflatten(treedef, restored)
+
+  def restore_flat(self, step: int | None = None) -> dict[str, Any]:
+    """Checkpoint `step` (default: the latest) as {"['params']...": array}, no template needed."""
+    step = self.latest_step() if step is None else step
+    return self.manager.restore(step, args=ocp.args.StandardRestore())
 
   def close(self) -> None:
     self.manager.close()

@@ -64,7 +64,7 @@ def make_train_step(problem: Problem, optimizer: optax.GradientTransformation, s
 def initial_state(problem: Problem, optimizer, seed: int, batch: dict) -> dict:
   """Step 0: fresh params, optimizer state and carried state."""
   params = problem.init(jax.random.key(seed), batch)
-  return {
+  state = {
       "step": jnp.int32(0),
       "params": params,
       "opt_state": optimizer.init(params),
@@ -73,6 +73,8 @@ def initial_state(problem: Problem, optimizer, seed: int, batch: dict) -> dict:
       "max_grad_norm": jnp.float32(0.0),
       "first_nonfinite": jnp.int32(-1),  # the first step with a non-finite loss/gradient
   }
+  # Distinct buffers for every leaf (an LSTM's h_0 and c_0 may share one): the state is donated.
+  return jax.tree.map(lambda a: jnp.array(a, copy=True), state)
 
 
 def evaluate(problem: Problem, eval_fn, params, split: str, max_batches: int | None) -> dict:
@@ -114,12 +116,14 @@ def train(problem: Problem, config, workdir: str) -> dict:
 
   def check_finite(state):
     if cfg.nonfinite == "stop" and int(state["first_nonfinite"]) >= 0:
+      last = ckpt.latest_step()
+      kept = (f"The last good checkpoint (step {last}) is intact." if last is not None
+              else "No checkpoint had been written yet.")
       raise NonFiniteError(
           f"non-finite loss or gradients at step {int(state['first_nonfinite'])}; "
-          "largest finite gradient norm seen: "
-          f"{float(state['max_grad_norm']):.4g}. The last good checkpoint "
-          f"(step {ckpt.latest_step()}) is intact. Lower optimizer.learning_rate, set "
-          "optimizer.clip_norm, or set train.nonfinite='skip'."
+          f"largest finite gradient norm seen: {float(state['max_grad_norm']):.4g}. {kept} "
+          "Lower optimizer.learning_rate, set optimizer.clip_norm, or set "
+          "train.nonfinite='skip'."
       )
 
   batches = problem.train_batches(config.seed, start)
