@@ -1,14 +1,24 @@
 """Task families: what the runner trains for each task (model inputs, loss, metrics).
 
-PROBLEMS maps a task name (of seqlab.data) to the problem that trains it.
+PROBLEMS maps a task name (of seqlab.data) to the problem class that trains it, as
+"module:Class" so that a problem's imports load only when it is used.
 """
 
-from seqlab.problems.language_model import LanguageModel
-from seqlab.problems.tagging import Tagging
+import importlib
 
 PROBLEMS = {
-    "copy": Tagging,
-    "char_corpus": LanguageModel,
+    "copy": "seqlab.problems.tagging:Tagging",
+    "char_corpus": "seqlab.problems.language_model:LanguageModel",
+    "adding": "seqlab.problems.regression:Regression",
+    "parity": "seqlab.problems.classification:Classification",
+    "bracket_depth": "seqlab.problems.classification:Classification",
+    "sequential_digits": "seqlab.problems.classification:Classification",
+    "mackey_glass": "seqlab.problems.series:SeriesPrediction",
+    "narma10": "seqlab.problems.series:SeriesPrediction",
+    "sine_mixture": "seqlab.problems.series:SeriesPrediction",
+    "digits_caption": "seqlab.problems.captioning:Captioning",
+    "translation_pairs": "seqlab.problems.translation:Translation",
+    "trees": "seqlab.problems.tree:TreeClassification",
 }
 
 
@@ -19,4 +29,5 @@ def build_problem(config):
     raise ValueError(
         f"config.task.name={name!r} has no training problem; known: {sorted(PROBLEMS)}"
     )
-  return PROBLEMS[name](config)
+  module, cls = PROBLEMS[name].split(":")
+  return getattr(importlib.import_module(module), cls)(config)
