@@ -35,15 +35,26 @@ def _close(a, b, atol=1e-5):
 # ---- attention ----
 
 
+@functools.cache
 def _attention_setup(kind, B=3, Tx=5, D=4, A=6):
+  """An Attention module, its params, a query s [B, D], annotations a [B, Tx, D], a mask."""
   module = attn.Attention(kind, query_size=D, attention_size=A)
-  ks, ka, kp = jax.random.split(jax.random.key(1), 3)
-  s = jax.random.normal(ks, (B, D))
-  a = jax.random.normal(ka, (B, Tx, D))
-  mask = jnp.arange(Tx)[None] < jnp.array([5, 3, 1])[:, None]
-  init = lambda m, s, a, mask: m(s, m.keys(a), a, mask)
-  variables = module.init(kp, s, a, mask, method=init)
-  return module, variables, s, a, mask, init
+  rng = np.random.default_rng(1)
+  s = rng.normal(size=(B, D)).astype(np.float32)
+  a = rng.normal(size=(B, Tx, D)).astype(np.float32)
+  mask = np.arange(Tx)[None] < np.array([5, 3, 1])[:, None]
+  init = lambda m, s, a, mask: m(s, m.keys(a), a, mask)  # keys() creates params too
+  variables = jax.jit(functools.partial(module.init, method=init))(_key(1), s, a, mask)
+  return module, variables, s, a, mask
+
+
+@functools.cache
+def _attend(module):
+  """(variables, s, a, mask) -> (scores, context, alpha), jitted."""
+  def run(m, s, a, mask):
+    keys = m.keys(a)
+    return (m.scores(s, keys), *m(s, keys, a, mask))
+  return jax.jit(functools.partial(module.apply, method=run))
 
 
 def _numpy_scores(kind, params, s, a):
@@ -59,44 +70,41 @@ def _numpy_scores(kind, params, s, a):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_attention_scores_weights_and_context_equal_numpy(kind):
-  module, variables, s, a, mask, _ = _attention_setup(kind)
-  e = module.apply(variables, s, a, method=lambda m, s, a: m.scores(s, m.keys(a)))
+  module, variables, s, a, mask = _attention_setup(kind)
+  e, c, alpha = _attend(module)(variables, s, a, mask)
   e_ref = _numpy_scores(kind, variables.get("params", {}), s, a)
   np.testing.assert_allclose(e, e_ref, rtol=1e-5, atol=1e-5)
-  c, alpha = module.apply(variables, s, a, mask, method=lambda m, s, a, k: m(s, m.keys(a), a, k))
-  m = np.asarray(mask)
-  w = np.where(m, np.exp(e_ref - np.where(m, e_ref, -np.inf).max(1, keepdims=True)), 0.0)
+  w = np.where(mask, np.exp(e_ref - np.where(mask, e_ref, -np.inf).max(1, keepdims=True)), 0.0)
   w /= w.sum(1, keepdims=True)
   np.testing.assert_allclose(alpha, w, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(c, np.einsum("bj,bjd->bd", w, np.asarray(a)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(c, np.einsum("bj,bjd->bd", w, a), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_attention_weights_sum_to_one_over_real_positions_and_zero_on_padding(kind):
-  module, variables, s, a, mask, init = _attention_setup(kind)
-  a = jnp.where(mask[..., None], a, 1e4)  # huge junk on padded positions
-  c, alpha = module.apply(variables, s, a, mask, method=init)
+  module, variables, s, a, mask = _attention_setup(kind)
+  a = np.where(mask[..., None], a, 1e4).astype(np.float32)  # huge junk on padded positions
+  _, c, alpha = map(np.asarray, _attend(module)(variables, s, a, mask))
   np.testing.assert_allclose(alpha.sum(-1), 1.0, atol=1e-6)
-  assert np.all(np.asarray(alpha)[~np.asarray(mask)] == 0.0)
-  assert np.all(np.asarray(alpha)[np.asarray(mask)] > 0.0)
+  assert np.all(alpha[~mask] == 0.0) and np.all(alpha[mask] > 0.0)
   np.testing.assert_array_equal(alpha[2], [1, 0, 0, 0, 0])  # one real position
   np.testing.assert_array_equal(c[2], a[2, 0])
-  assert np.abs(np.asarray(c)).max() < 10  # the junk never leaks into c
+  assert np.abs(c).max() < 10  # the junk never leaks into c
 
 
 def test_one_hot_alignment_reproduces_the_selected_annotation():
-  a = jax.random.normal(jax.random.key(2), (2, 6, 4))
-  for j in range(6):
-    e = jnp.where(jnp.arange(6) == j, 200.0, 0.0)[None].repeat(2, 0)  # alpha one-hot on j
-    c, alpha = attn.attend(e, a)
-    np.testing.assert_array_equal(alpha, jax.nn.one_hot(jnp.full((2,), j), 6))
-    np.testing.assert_array_equal(c, a[:, j])
-  # The notes' dot score does it by itself: orthogonal annotations, s_{t-1} = a_j.
-  basis = 30.0 * jnp.eye(4)[None]  # a_j = 30 e_j
+  a = np.random.default_rng(2).normal(size=(6, 6, 4)).astype(np.float32)
+  e = 200.0 * np.eye(6, dtype=np.float32)  # row j: scores that put all weight on a_j
+  c, alpha = jax.jit(attn.attend)(e, a)
+  np.testing.assert_array_equal(alpha, np.eye(6))
+  np.testing.assert_array_equal(c, a[np.arange(6), np.arange(6)])  # c_j = a_j exactly
+  # The notes' dot score does it by itself: orthogonal annotations a_j = 30 e_j and the
+  # query s_{t-1} = a_j give e_tj = 900 and e_tk = 0 for k != j.
+  basis = np.repeat(30.0 * np.eye(4, dtype=np.float32)[None], 4, axis=0)
   module = attn.Attention("dot", query_size=4)
-  for j in range(4):
-    c, alpha = module.apply({}, basis[:, j], basis, method=lambda m, s, a: m(s, m.keys(a), a))
-    np.testing.assert_array_equal(c, basis[:, j])
+  _, c, alpha = _attend(module)({}, basis[0], basis, np.ones((4, 4), bool))
+  np.testing.assert_array_equal(alpha, np.eye(4))
+  np.testing.assert_array_equal(c, basis[0])
 
 
 # ---- the model: reverse 8 sequences of length 1..4 over 6 symbols ----
@@ -109,8 +117,9 @@ CONFIGS = {
     "additive": dict(attention="additive", cell="elman", decoder_hidden_size=24,
                      init_decoder="dense", condition=True, length_strategy="stop"),
     # The notes' dot score e_tj = s_{t-1} . a_j, Elman cells, a zero initial decoder state
-    # (all it knows comes through attention); a predicted length.
-    "dot": dict(attention="dot", cell="elman", init_decoder="zeros", length_strategy="length"),
+    # (all it knows comes through attention); a predicted length; its own output vocabulary.
+    "dot": dict(attention="dot", cell="elman", init_decoder="zeros", length_strategy="length",
+                target_vocab_size=V + 1),
 }
 
 
@@ -153,16 +162,13 @@ def _jit_apply(model, method="__call__"):
   return jax.jit(functools.partial(model.apply, method=method))
 
 
-@functools.cache
-def _step_by_step(model):
-  """encode, then decode_step called once per target position (a Python loop), jitted."""
-  def run(variables, src, src_lengths, inputs):
-    state, outs = model.apply(variables, src, src_lengths, method="encode"), []
-    for t in range(inputs.shape[1]):
-      state, out = model.apply(variables, state, inputs[:, t], method="decode_step")
-      outs.append(out)
-    return jax.tree.map(lambda *x: jnp.stack(x, axis=1), *outs)
-  return jax.jit(run)
+def _step_by_step(model, variables, src, src_lengths, inputs):
+  """encode, then the single-step decoder called once per target position."""
+  state, outs = _jit_apply(model, "encode")(variables, src, src_lengths), []
+  for t in range(inputs.shape[1]):
+    state, out = _jit_apply(model, "decode_step")(variables, state, inputs[:, t])
+    outs.append(out)
+  return jax.tree.map(lambda *x: jnp.stack(x, axis=1), *outs)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -172,7 +178,7 @@ def test_teacher_forced_sequence_equals_single_steps(name):
   inputs = seq2seq.shift_right(tgt, BOS)
   np.testing.assert_array_equal(inputs[:, 0], BOS)
   np.testing.assert_array_equal(inputs[:, 1:], tgt[:, :-1])
-  steps = _step_by_step(model)(variables, src, src_lengths, inputs)
+  steps = _step_by_step(model, variables, src, src_lengths, inputs)
   _close(steps.logits, out.logits)
   _close(steps.stop_logit, out.stop_logits)
   _close(steps.alpha, out.alpha)

@@ -72,7 +72,10 @@ class Outputs(NamedTuple):
 
 
 class Decoded(NamedTuple):
-  """Free-running output: tokens [B, L] (pad after the end), lengths [B], alpha [B, L, T_x]."""
+  """Free-running output: tokens [B, L] (pad after the end), lengths [B], alpha [B, L, T_x].
+
+  A length counts every emitted token, the <eos> included ("eos"), as `with_eos` does.
+  """
 
   tokens: Array
   lengths: Array
@@ -181,7 +184,8 @@ class Seq2Seq(nn.Module):
     vocab_size: source vocabulary size (and the target's unless target_vocab_size).
     cell, hidden_size, cell_options: the encoder's cell (and the decoder's by default).
     embed_size: token embedding size (source and target).
-    decoder_cell, decoder_hidden_size, decoder_cell_options: the decoder's, if different.
+    decoder_cell, decoder_hidden_size, decoder_cell_options: the decoder's, if different
+      (a different decoder cell does not inherit cell_options).
     target_vocab_size: the output vocabulary size (default vocab_size).
     attention: None, "dot", "general" or "additive".
     attention_size: hidden size of the additive score's MLP (default: decoder size).
@@ -232,7 +236,8 @@ class Seq2Seq(nn.Module):
         condition=self.condition,
         init_decoder=self.init_decoder,
         stop_output=self.length_strategy == "stop",
-        cell_options=self.decoder_cell_options or self.cell_options,
+        cell_options=self.decoder_cell_options or (
+            self.cell_options if self.decoder_cell in (None, self.cell) else None),
         dtype=self.dtype,
     )
     if self.length_strategy == "length":
