@@ -50,14 +50,17 @@ def symmetric_with_eigenvalues(key: Array, eigenvalues: np.ndarray) -> np.ndarra
   return (Q * lam) @ Q.T
 
 
-def symmetric_with_radius(key: Array, n: int, rho: float, spread: float = 0.5) -> np.ndarray:
+def symmetric_with_radius(
+    key: Array, n: int, rho: float, spread: float = 0.5, gap: float = 0.0
+) -> np.ndarray:
   """A random symmetric W = Q diag(lambda) Q^T with max |lambda| = rho exactly.
 
-  The other eigenvalues are drawn with |lambda| in [rho * (1 - spread), rho] and random
-  signs, so the largest one dominates W^t.
+  The other eigenvalues have random signs and |lambda| uniform in
+  [rho (1 - spread), rho (1 - gap)], so the largest one dominates W^t.
   """
   k_q, k_l, k_s = jax.random.split(key, 3)
-  mags = rho * (1 - spread * np.asarray(jax.random.uniform(k_l, (n,)), np.float64))
+  u = np.asarray(jax.random.uniform(k_l, (n,)), np.float64)
+  mags = rho * (1 - gap - (spread - gap) * u)
   mags[0] = rho
   signs = np.where(np.asarray(jax.random.bernoulli(k_s, 0.5, (n,))), 1.0, -1.0)
   signs[0] = 1.0
