@@ -67,6 +67,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.tbptt_k2 = 0  # stream tasks: gradient flows back k2 steps (0: = seq_len)
   c.train.teacher_forcing = "always"  # always | linear | exponential | inverse_sigmoid
   c.train.teacher_forcing_k = 0.0  # the decay's rate parameter
+  c.train.teacher_forcing_min = 0.0  # linear decay: the floor eps_min of the probability
+  c.train.pad_multiple = 1  # padded batches: round T up to a multiple (fewer recompiles)
 
   c.decode = ml_collections.ConfigDict()
   c.decode.max_len = 64
