@@ -227,7 +227,7 @@ def _fit(model, params, inputs, targets, steps, lr=3e-3):
 
 
 def test_overfits_reversal_seq2seq():
-  """y = reverse(x) over 8 symbols, T = 6, 16 pairs: cross-entropy 2.7 -> < 0.05 nats."""
+  """y = reverse(x) over 9 symbols, T = 6, 16 pairs, 150 steps: cross-entropy 3.0 -> < 0.05."""
   rng = np.random.default_rng(0)
   src = rng.integers(2, SRC_V, (16, 6))  # 0 = pad, 1 = BOS
   tgt = src[:, ::-1]
@@ -240,7 +240,7 @@ def test_overfits_reversal_seq2seq():
 
 
 def test_overfits_character_lm():
-  """Next character of 4 strings of 24 characters: 3.3 nats -> < 0.05."""
+  """Next character of 4 strings of 23 characters, 150 steps: 3.7 nats -> < 0.05."""
   text = ["hello world, hello jax!", "the quick brown fox ju.", "sequence models learn!!",
           "attention is all we use"]
   chars = sorted(set("".join(text)))

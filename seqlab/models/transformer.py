@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from seqlab import unroll
 
 Array = jax.Array
+Cache = tuple[Array, Array]  # one attention layer's (K, V) [B, max_length, heads, d_k]
 
 
 def sinusoidal_positions(positions: Array, d: int) -> Array:
@@ -70,8 +71,12 @@ class MultiHeadAttention(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, context, mask, cache=None, index=None):
+  def __call__(self, x: Array, context: Array, mask: Array | None, cache: Cache | None = None,
+               index: Array | None = None) -> tuple[Array, Cache | None]:
+    """Attend from x [B, Tq, d] to context [B, Tk, d]; with a cache, x is one step at `index`."""
     d = x.shape[-1]
+    if d % self.num_heads:
+      raise ValueError(f"d_model={d} is not divisible by num_heads={self.num_heads}")
     proj = lambda name: nn.DenseGeneral((self.num_heads, d // self.num_heads), dtype=self.dtype,
                                         name=name)
     q, k, v = proj("query")(x), proj("key")(context), proj("value")(context)  # [B, T, h, d_k]
@@ -95,8 +100,10 @@ class Block(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, mask, memory=None, memory_mask=None, cache=None, index=None,
-               deterministic=True):
+  def __call__(self, x: Array, mask: Array, memory: Array | None = None,
+               memory_mask: Array | None = None, cache: Cache | None = None,
+               index: Array | None = None, deterministic: bool = True
+               ) -> tuple[Array, Cache | None]:
     drop = lambda y: nn.Dropout(self.dropout_rate)(y, deterministic=deterministic)
     ln = lambda name: nn.LayerNorm(dtype=self.dtype, name=name)
     mha = lambda name: MultiHeadAttention(self.num_heads, self.dtype, name=name)
@@ -123,8 +130,9 @@ class Stack(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, tokens, positions, mask, memory=None, memory_mask=None, cache=None,
-               deterministic=True):
+  def __call__(self, tokens: Array, positions: Array, mask: Array, memory: Array | None = None,
+               memory_mask: Array | None = None, cache: tuple[Cache, ...] | None = None,
+               deterministic: bool = True) -> tuple[Array, tuple[Cache | None, ...]]:
     x = nn.Embed(self.vocab_size, self.d_model, dtype=self.dtype, name="embed")(tokens)
     x = x * math.sqrt(self.d_model) + sinusoidal_positions(positions, self.d_model).astype(x.dtype)
     x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
