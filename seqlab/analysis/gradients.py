@@ -118,6 +118,12 @@ def gradients_by_lag(
 
 
 def gradient_norms(G: Array, units: np.ndarray | None = None) -> Array:
-  """||dL_t/ds_{t-l}||_2 [..., T, L + 1] over all of s (or only the given `units`)."""
+  """||dL_t/ds_{t-l}||_2 [..., T, L + 1] over all of s (or only the given `units`).
+
+  Scaled by the largest entry first, so that norms of tiny (< 1e-19) float32 gradients do
+  not underflow to 0 when squared.
+  """
   G = G if units is None else G[..., np.asarray(units)]
-  return jnp.linalg.norm(G, axis=-1)
+  scale = jnp.max(jnp.abs(G), axis=-1, keepdims=True)
+  safe = jnp.where(scale > 0, scale, 1.0)
+  return jnp.linalg.norm(G / safe, axis=-1) * safe[..., 0]
