@@ -67,6 +67,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.tbptt_k2 = 0  # stream tasks: gradient flows back k2 steps (0: = seq_len)
   c.train.teacher_forcing = "always"  # always | linear | exponential | inverse_sigmoid
   c.train.teacher_forcing_k = 0.0  # the decay's rate parameter
+  c.train.pooling = "last"  # many-to-one from per-step outputs [B, T, C]: last|mean|first_last
+  c.train.washout = 0  # series tasks: first steps of each window, left out of loss/metrics/fit
+  c.train.readout_fit = "gradient"  # esn: gradient | ridge (closed form at init, then fixed)
+  #   | ridge_then_gradient (closed form at init, then gradient steps)
+  c.train.ridge = 1e-6  # esn: the penalty lambda of the closed-form (ridge) readout
   c.train.teacher_forcing_min = 0.0  # linear decay: the floor eps_min of the probability
   c.train.pad_multiple = 1  # padded batches: round T up to a multiple (fewer recompiles)
 

@@ -29,6 +29,7 @@ OPTIONS = {
     "digits_caption": {},
     "translation_pairs": {"max_number": 300, "max_ordinal": 50, "num_dates": 100},
     "char_corpus": {"max_chars": 60_000, "chunk_length": 128},
+    "trees": {**SMALL, "max_leaves": 5},
 }
 
 

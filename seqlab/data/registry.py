@@ -12,6 +12,7 @@ from seqlab.data.builders import (
     parity,
     time_series,
     translation_pairs,
+    trees,
 )
 from seqlab.data.task import Task
 
@@ -28,6 +29,7 @@ TASKS: dict[str, tuple[type[builder_lib.Builder], dict[str, Any]]] = {
     "mackey_glass": (time_series.TimeSeries, {"series": "mackey_glass"}),
     "narma10": (time_series.TimeSeries, {"series": "narma10"}),
     "sine_mixture": (time_series.TimeSeries, {"series": "sine_mixture"}),
+    "trees": (trees.Trees, {}),
 }
 
 

@@ -1,0 +1,43 @@
+"""The adding problem (Hochreiter & Schmidhuber 1997; Le, Jaitly & Hinton 2015): read T
+(value, marker) pairs and output the sum of the two marked values; always predicting 1
+has MSE 1/6 ~ 0.167, the memoryless baseline (loss_vs_baseline = MSE / (1/6)).
+
+Launch:   python -m seqlab.main --config=configs/adding.py:cell=lstm,T=50 --workdir=runs/adding
+Variants: cell in {elman, irnn, lstm, gru}; T the sequence length, e.g.
+          configs/adding.py:cell=irnn,T=100
+Runtime:  RUNTIME
+Expected: EXPECTED
+"""
+
+from ml_collections.config_dict import placeholder
+
+from seqlab import config as base
+
+
+def get_config(arg: str | None = None):
+  """The adding-problem experiment; `arg` = 'cell=...,T=...'."""
+  variant = base.parse_variant(arg, {"cell": "lstm", "T": 50})
+  cell, options = base.CELL_PRESETS[variant["cell"]]
+  c = base.base_config()
+  c.task.name = "adding"
+  c.task.options.length = variant["T"]
+  c.task.options.num_train = 10_000
+  c.task.options.num_validation = 1_000
+  c.task.options.num_test = 1_000
+
+  c.model.name = "rnn"
+  c.model.pattern = "many_to_one"
+  c.model.cell = cell
+  c.model.cell_options = options
+  c.model.hidden_size = 64
+  c.model.output_size = placeholder(int)  # fixed by the data (1)
+
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.clip_norm = 1.0
+  c.train.batch_size = 32
+  c.train.num_steps = 3000
+  c.train.log_every = 100
+  c.train.eval_every = 500
+  c.train.eval_batches = 32  # the whole validation split
+  c.train.checkpoint_every = 500
+  return c

@@ -1,0 +1,68 @@
+"""Many-to-one sequence classification: parity of a bit string, the nesting depth of a
+balanced bracket string, or an 8x8 digit read row by row; one label per sequence.
+
+Launch:   python -m seqlab.main --config=configs/classify.py:task=parity,model=rnn \
+              --workdir=runs/parity
+Variants: task in {parity, bracket_depth, digits}; model in {rnn (an LSTM read to the last
+          real step), bidirectional (outputs pooled: o_1 + o_T), deep (two stacked LSTMs),
+          transformer (encoder + mean pooling; token tasks only)}; the cell with
+          --config.model.cell=gru
+Runtime:  RUNTIME
+Expected: EXPECTED
+"""
+
+from ml_collections.config_dict import placeholder
+
+from seqlab import config as base
+
+TASKS = {"parity": "parity", "bracket_depth": "bracket_depth", "digits": "sequential_digits"}
+MODELS = ("rnn", "bidirectional", "deep", "transformer")
+
+
+def get_config(arg: str | None = None):
+  """The classification experiment; `arg` = 'task=...,model=...'."""
+  variant = base.parse_variant(arg, {"task": "parity", "model": "rnn"})
+  if variant["task"] not in TASKS or variant["model"] not in MODELS:
+    raise ValueError(f"classify variants: task in {sorted(TASKS)}, model in {list(MODELS)}; "
+                     f"got {variant}")
+  c = base.base_config()
+  c.task.name = TASKS[variant["task"]]
+  if variant["task"] == "parity":
+    c.task.options.max_length = 20
+  elif variant["task"] == "bracket_depth":
+    c.task.options.max_depth = 6
+    c.task.options.max_pairs = 15
+
+  model = variant["model"]
+  if model == "transformer":
+    c.model.name = "transformer_classifier"
+    c.model.vocab_size = placeholder(int)  # fixed by the data
+    c.model.num_classes = placeholder(int)  # fixed by the data
+    c.model.d_model = 64
+    c.model.num_heads = 4
+    c.model.num_layers = 2
+    c.model.d_ff = 128
+  else:
+    c.model.name = model
+    c.model.cell = "lstm"
+    c.model.output_size = placeholder(int)  # fixed by the data
+    if model == "deep":
+      c.model.hidden_sizes = (64, 64)
+    else:
+      c.model.hidden_size = 64
+    if model == "rnn":
+      c.model.pattern = "many_to_one"
+    if model != "bidirectional":  # it reads one-hot tokens (it has no embedding)
+      c.model.vocab_size = placeholder(int)  # fixed by the data (None for digits)
+      c.model.embed_size = 16
+  c.train.pooling = "first_last" if model == "bidirectional" else "last"
+
+  c.optimizer.learning_rate = 3e-3
+  c.optimizer.clip_norm = 1.0
+  c.train.batch_size = 32
+  c.train.num_steps = 2000
+  c.train.log_every = 100
+  c.train.eval_every = 500
+  c.train.eval_batches = 32
+  c.train.checkpoint_every = 500
+  return c

@@ -1,0 +1,47 @@
+"""Mackey-Glass (tau = 17) one-step-ahead prediction with an echo-state network (Jaeger
+2001): a fixed random reservoir of spectral radius rho, and a linear readout fitted in
+closed form by ridge regression (train.readout_fit = "ridge") on one pass over the
+training windows; the training step then changes nothing and only evaluates and saves.
+
+Launch:   python -m seqlab.main --config=configs/esn.py --workdir=runs/esn
+Variants: rho, the reservoir's spectral radius: configs/esn.py:rho=1.2 ;
+          readout by gradient instead: --config.train.readout_fit=gradient
+          --config.train.num_steps=3000
+Runtime:  RUNTIME
+Expected: EXPECTED
+"""
+
+from ml_collections.config_dict import placeholder
+
+from seqlab import config as base
+
+
+def get_config(arg: str | None = None):
+  """The ESN experiment; `arg` = 'rho=...'."""
+  variant = base.parse_variant(arg, {"rho": 0.9})
+  c = base.base_config()
+  c.task.name = "mackey_glass"
+  c.task.options.num_samples = 10_000
+  c.task.options.window = 200
+  c.task.options.stride = 50
+
+  c.model.name = "esn"
+  c.model.hidden_size = 300
+  c.model.output_size = placeholder(int)  # fixed by the data (1)
+  c.model.rho = variant["rho"]
+  c.model.density = 0.1
+  c.model.input_scaling = 1.0
+  c.model.bias_scaling = 0.0
+  c.model.leak_rate = 1.0
+  c.model.readout_input = False
+
+  c.train.readout_fit = "ridge"
+  c.train.ridge = 1e-6
+  c.train.washout = 50  # each window starts from h = 0
+  c.train.batch_size = 32
+  c.train.num_steps = 1  # the fit happens at initialisation
+  c.train.log_every = 1
+  c.train.eval_every = 1
+  c.train.eval_batches = 100  # the whole validation split
+  c.train.checkpoint_every = 1
+  return c
