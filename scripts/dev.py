@@ -1,6 +1,6 @@
 """Set up the local virtual environment and run the demo or the tests in it.
 
-    python3 scripts/dev.py demo [flags...]   # the default experiment
+    python3 scripts/dev.py demo [flags...]   # the default experiment (char LSTM, Shakespeare)
     python3 scripts/dev.py test [pytest args...]
 
 Needs only Python >= 3.11 with venv and pip. The venv (.venv) is created on first use
@@ -20,7 +20,7 @@ PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".seqlab-installed"
 
 COMMANDS = {
-    "demo": ["-m", "seqlab.demo", "--config=configs/demo.py"],
+    "demo": ["-m", "seqlab.main", "--config=configs/char_lstm.py", "--workdir=runs/char_lstm"],
     "test": ["-m", "pytest", "-q", "-n", "2"],
 }
 
