@@ -70,7 +70,7 @@ def test_copy_trains_and_writes_its_outputs(tmp_path, data_dir):
 
 
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
-  args = ("--config.train.num_steps=300", "--config.train.log_every=25",
+  args = ("--config.train.num_steps=150", "--config.train.log_every=25",
           "--config.train.eval_every=100", "--config.train.checkpoint_every=25")
   straight = tmp_path / "straight"
   _run(_command(straight, data_dir, *args))
@@ -83,13 +83,13 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
     time.sleep(0.02)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  assert _final_params(resumed)[0] < 300  # the run really was cut short
+  assert _final_params(resumed)[0] < 150  # the run really was cut short
   _run(_command(resumed, data_dir, *args))
 
   assert _metrics(resumed) == _metrics(straight)
   step_a, params_a = _final_params(straight)
   step_b, params_b = _final_params(resumed)
-  assert step_a == step_b == 300
+  assert step_a == step_b == 150
   for key in params_a:
     np.testing.assert_array_equal(params_a[key], params_b[key])
 
