@@ -81,4 +81,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.decode.length_penalty = 0.6
   c.decode.temperature = 1.0
   c.decode.prefixes = ("Romeo:", "To be, or ")  # completed after training (text tasks)
+
+  # Sweeps (seqlab.sweep): members that differ only in shape-preserving hyperparameters are
+  # trained together by one jit-compiled, vmapped train step.
+  c.sweep = ml_collections.ConfigDict()
+  c.sweep.axes = ()  # ((field path, (values, ...)), ...), e.g. (("optimizer.learning_rate",
+  #   (1e-3, 3e-3)), ("seed", (0, 1, 2))); paths: seed, optimizer.<learning_rate|clip_norm|
+  #   clip_value|weight_decay>, model.* and train.* fields that only change initial values
+  c.sweep.mode = "grid"  # grid: every combination | zip: the i-th values of every axis together
   return c

@@ -27,9 +27,10 @@ class NonFiniteError(FloatingPointError):
 
 def make_train_step(problem: Problem, optimizer: optax.GradientTransformation, seed: int,
                     skip_nonfinite: bool):
-  """The pure train step for `problem`."""
+  """The pure train step for `problem`; `seed` may also be given per call (a vmapped sweep
+  passes each member's seed as a traced value)."""
 
-  def train_step(state: dict, batch: dict) -> tuple[dict, dict]:
+  def train_step(state: dict, batch: dict, seed=seed) -> tuple[dict, dict]:
     rng = jax.random.fold_in(jax.random.key(seed), state["step"])
     grad_fn = jax.value_and_grad(problem.loss, has_aux=True)
     (loss, (metrics, extra)), grads = grad_fn(

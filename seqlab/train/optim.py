@@ -10,9 +10,10 @@ theta -= lr * wd * theta beside the Adam step) and an L2 term g += wd * theta fo
 other optimizers (the same thing for plain SGD).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax.numpy as jnp
 import optax
 
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
@@ -26,6 +27,8 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 }
 
 SCHEDULES = ("constant", "cosine", "linear", "exponential")
+# Numbers a vmapped sweep may vary inside one program (see make_optimizer's `inject`).
+INJECTABLE = ("learning_rate", "clip_norm", "clip_value", "weight_decay")
 
 
 def _unknown(kind: str, name: str, known) -> ValueError:
@@ -52,22 +55,58 @@ def make_schedule(cfg: Mapping[str, Any]) -> optax.Schedule:
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), decay], [warmup])
 
 
-def make_optimizer(cfg: Mapping[str, Any]) -> optax.GradientTransformation:
-  """clip -> optimizer(schedule) -> decoupled weight decay, from config.optimizer."""
+def make_optimizer(
+    cfg: Mapping[str, Any], inject: Sequence[str] = ()
+) -> optax.GradientTransformation:
+  """clip -> optimizer(schedule) -> decoupled weight decay, from config.optimizer.
+
+  The fields named in `inject` (of INJECTABLE) become leaves of the optimizer state
+  (`optax.inject_hyperparams`), so that one compiled program can give every member of a
+  vmapped sweep its own value; an injected clipping threshold of 0 means off (infinity).
+  """
   name = cfg["name"]
   if name not in OPTIMIZERS:
     raise _unknown("optimizer", name, OPTIMIZERS)
-  if cfg["clip_norm"] and cfg["clip_value"]:
+  unknown = set(inject) - set(INJECTABLE)
+  if unknown:
+    raise ValueError(f"config.optimizer fields {sorted(unknown)} cannot be injected (swept in "
+                     f"one program); injectable: {list(INJECTABLE)}")
+  if "learning_rate" in inject and cfg["schedule"] not in ("constant", "linear"):
+    raise ValueError(f"an injected learning_rate needs schedule 'constant' or 'linear' (the "
+                     f"{cfg['schedule']!r} schedule is built from a Python lr)")
+  on = lambda k: bool(cfg[k]) or k in inject
+  if on("clip_norm") and on("clip_value"):
     raise ValueError("config.optimizer: set clip_norm or clip_value, not both")
-  chain = []
-  if cfg["clip_norm"]:
-    chain.append(optax.clip_by_global_norm(cfg["clip_norm"]))
-  if cfg["clip_value"]:
-    chain.append(optax.clip(cfg["clip_value"]))
+  if not inject:
+    return _chain(cfg, cfg, on)
+
+  # inject_hyperparams finds the hyperparameters in the factory's signature: name them.
+  def factory(learning_rate=None, clip_norm=None, clip_value=None, weight_decay=None):
+    given = {"learning_rate": learning_rate, "clip_norm": clip_norm, "clip_value": clip_value,
+             "weight_decay": weight_decay}
+    return _chain(cfg, {**cfg, **{k: given[k] for k in inject}}, on)
+
+  return optax.inject_hyperparams(factory)(**{k: cfg[k] for k in inject})
+
+
+def _chain(cfg: Mapping[str, Any], values: Mapping[str, Any], on) -> optax.GradientTransformation:
+  """The chain whose structure `cfg` and `on` fix and whose numbers come from `values`."""
+  name, chain = cfg["name"], []
+  if on("clip_norm"):
+    chain.append(optax.clip_by_global_norm(_off_is_infinite(values["clip_norm"])))
+  if on("clip_value"):
+    chain.append(optax.clip(_off_is_infinite(values["clip_value"])))
   options = dict(cfg["options"])
   if name == "adamw":
-    options["weight_decay"] = cfg["weight_decay"]
-  elif cfg["weight_decay"]:
-    chain.append(optax.add_decayed_weights(cfg["weight_decay"]))
-  chain.append(OPTIMIZERS[name](learning_rate=make_schedule(cfg), **options))
+    options["weight_decay"] = values["weight_decay"]
+  elif on("weight_decay"):
+    chain.append(optax.add_decayed_weights(values["weight_decay"]))
+  chain.append(OPTIMIZERS[name](learning_rate=make_schedule(values), **options))
   return optax.chain(*chain)
+
+
+def _off_is_infinite(threshold):
+  """A clipping threshold; an injected (traced) 0 becomes infinity, i.e. no clipping."""
+  if isinstance(threshold, int | float):
+    return threshold
+  return jnp.where(threshold > 0, threshold, jnp.inf)
