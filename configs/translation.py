@@ -1,0 +1,77 @@
+"""English -> French translation of numbers and dates written out in words (characters):
+an LSTM encoder-decoder with attention (Bahdanau et al. 2015), without attention (Cho et
+al. 2014; Sutskever et al. 2014), or the Transformer baseline (Vaswani et al. 2017).
+
+Launch:    python -m seqlab.main --config=configs/translation.py --workdir=runs/translation
+Translate: python -m seqlab.main --config=configs/translation.py --workdir=runs/translation \
+               --mode=translate --sentence="three hundred and twelve" \
+               --sentence="March first, nineteen eighty-four"
+Variants:  model in {attention, noattention, transformer}; attention in {additive, dot, general};
+           e.g. configs/translation.py:model=transformer, configs/translation.py:attention=dot
+Scheduled sampling (recurrent decoder): --config.train.teacher_forcing=inverse_sigmoid
+           --config.train.teacher_forcing_k=300 (or linear with k = slope, exponential k < 1)
+Runtime:   TBD
+Expected:  TBD
+"""
+
+from ml_collections.config_dict import placeholder
+
+from seqlab import config as base
+
+
+def get_config(arg: str | None = None):
+  """The translation experiment; `arg` = 'model=attention|noattention|transformer,attention=...'."""
+  variant = base.parse_variant(arg, {"model": "attention", "attention": "additive"})
+  if variant["model"] not in ("attention", "noattention", "transformer"):
+    raise ValueError(f"unknown model variant {variant['model']!r}; known: attention, "
+                     "noattention, transformer")
+  c = base.base_config()
+  c.task.name = "translation_pairs"
+  c.task.options.target_lang = "fr"
+  c.task.options.level = "char"
+  c.task.options.max_number = 9_999  # cardinals 0..max_number (smaller: quicker tests)
+  c.task.options.max_ordinal = 999  # ordinals 1..max_ordinal
+  c.task.options.num_dates = 5_000  # dates in 1800..2099
+
+  c.optimizer.learning_rate = 3e-3
+  c.optimizer.schedule = "cosine"
+  c.optimizer.decay_steps = 1000
+  c.optimizer.end_learning_rate = 1e-4
+  c.optimizer.clip_norm = 1.0
+
+  if variant["model"] == "transformer":
+    c.model.name = "transformer"
+    c.model.d_model = 64
+    c.model.num_heads = 4
+    c.model.num_layers = 2
+    c.model.d_ff = 128
+    c.model.dropout_rate = 0.0
+    c.model.src_vocab_size = placeholder(int)  # fixed by the data
+    c.model.tgt_vocab_size = placeholder(int)  # fixed by the data
+    c.optimizer.warmup_steps = 200
+    c.optimizer.decay_steps = 800  # warmup + decay = num_steps
+  else:
+    c.model.name = "seq2seq"
+    c.model.cell = "lstm"
+    c.model.hidden_size = 128
+    c.model.embed_size = 32
+    c.model.attention = (variant["attention"] if variant["model"] == "attention"
+                         else placeholder(str))  # None: no attention
+    c.model.attention_size = 32  # the additive score's MLP width (its tanh dominates on CPU)
+    c.model.length_strategy = "eos"
+    c.model.max_length = 80
+    c.model.vocab_size = placeholder(int)  # fixed by the data
+    c.model.target_vocab_size = placeholder(int)  # fixed by the data
+
+  c.train.batch_size = 64
+  c.train.num_steps = 1000
+  c.train.log_every = 100
+  c.train.eval_every = 500
+  c.train.eval_batches = 4
+  c.train.checkpoint_every = 500
+  c.train.pad_multiple = 16
+
+  c.decode.max_len = 80  # characters: the longest French target is 70 + <eos>
+  c.decode.beam_width = 4
+  c.decode.length_penalty = 0.6
+  return c
