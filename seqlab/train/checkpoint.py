@@ -29,8 +29,9 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:
-  """The dotted fields whose values differ, ignoring RESUMABLE_CHANGES."""
-  a, b = _flatten(saved), _flatten(current)
+  """The dotted fields whose values differ, ignoring RESUMABLE_CHANGES; both sides as JSON
+  gives them (a tuple field reads back from config.json as a list)."""
+  a, b = _flatten(json.loads(json.dumps(saved))), _flatten(json.loads(json.dumps(current)))
   keep = lambda k: not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES)
   differ = lambda k: a.get(k, "<absent>") != b.get(k, "<absent>")
   return sorted(k for k in set(a) | set(b) if keep(k) and differ(k))
