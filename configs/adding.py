@@ -5,8 +5,10 @@ has MSE 1/6 ~ 0.167, the memoryless baseline (loss_vs_baseline = MSE / (1/6)).
 Launch:   python -m seqlab.main --config=configs/adding.py:cell=lstm,T=50 --workdir=runs/adding
 Variants: cell in {elman, irnn, lstm, gru}; T the sequence length, e.g.
           configs/adding.py:cell=irnn,T=100
-Runtime:  RUNTIME
-Expected: EXPECTED
+Runtime:  ~35 s on 2 CPU cores (T=50, 3000 steps, H=64, data preparation included); T=100 ~60 s.
+Expected: validation loss_vs_baseline after 3000 steps at T=50 (one seed): irnn 0.005,
+          gru 0.008, lstm 0.03, elman 0.39 (tanh Elman barely beats the baseline);
+          lstm at T=100: 0.11 (it sits at ~0.97 for the first 1500 steps).
 """
 
 from ml_collections.config_dict import placeholder

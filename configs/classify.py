@@ -7,8 +7,10 @@ Variants: task in {parity, bracket_depth, digits}; model in {rnn (an LSTM read t
           real step), bidirectional (outputs pooled: o_1 + o_T), deep (two stacked LSTMs),
           transformer (encoder + mean pooling; token tasks only)}; the cell with
           --config.model.cell=gru
-Runtime:  RUNTIME
-Expected: EXPECTED
+Runtime:  20-40 s on 2 CPU cores (2000 steps, H=64, data preparation included).
+Expected: validation accuracy after 2000 steps (one seed): parity (length <= 20) rnn 1.00,
+          transformer ~0.6 (chance 0.5: attention averages, it cannot count mod 2);
+          bracket_depth rnn 1.00, bidirectional 0.99 (chance 1/6); digits deep 0.99.
 """
 
 from ml_collections.config_dict import placeholder
@@ -27,6 +29,10 @@ def get_config(arg: str | None = None):
                      f"got {variant}")
   c = base.base_config()
   c.task.name = TASKS[variant["task"]]
+  if variant["task"] != "digits":  # the digits are scikit-learn's 1797 images
+    c.task.options.num_train = 10_000
+    c.task.options.num_validation = 1_000
+    c.task.options.num_test = 1_000
   if variant["task"] == "parity":
     c.task.options.max_length = 20
   elif variant["task"] == "bracket_depth":
