@@ -15,6 +15,7 @@ from seqlab.sweep.population import (
     evaluate,
     initial_state,
     member,
+    member_batch,
     program,
     stack,
     table,
@@ -25,6 +26,6 @@ from seqlab.sweep.space import axes, axis_kind, label, member_config, members
 
 __all__ = [
     "Population", "Result", "axes", "axis_kind", "batches", "build", "evaluate",
-    "initial_state", "label", "member", "member_config", "members", "program", "stack",
-    "table", "train", "train_alone",
+    "initial_state", "label", "member", "member_batch", "member_config", "members", "program",
+    "stack", "table", "train", "train_alone",
 ]

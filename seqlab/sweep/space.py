@@ -30,6 +30,9 @@ LOOP_FIELDS = frozenset({
 
 def axes(config: ml_collections.ConfigDict) -> list[tuple[str, tuple]]:
   """config.sweep.axes as [(path, values)], checked: names, non-empty value tuples, no repeats."""
+  if isinstance(config.sweep.axes, str):  # a command-line value that was no Python literal
+    raise ValueError(f"config.sweep.axes must be a tuple of (path, values) pairs, written as a "
+                     f"Python literal; got the string {config.sweep.axes!r}")
   out = []
   for item in config.sweep.axes:
     if len(item) != 2 or not isinstance(item[0], str) or not isinstance(item[1], Sequence):
@@ -50,6 +53,8 @@ def members(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
   mode = config.sweep.mode
   if mode not in MODES:
     raise ValueError(f"unknown config.sweep.mode {mode!r}; known: {list(MODES)}")
+  if not pairs:
+    return [{}]  # the config itself
   names = [p for p, _ in pairs]
   if mode == "grid":
     combos = itertools.product(*(v for _, v in pairs))

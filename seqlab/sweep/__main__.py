@@ -1,0 +1,91 @@
+"""Train a config's sweep in one program; print its table, or benchmark it against separate runs.
+
+    python -m seqlab.sweep --config=configs/copy.py:cell=gru,delay=10 \
+        --config.sweep.axes="(('optimizer.learning_rate', (1e-3, 3e-3)), ('seed', (0, 1, 2)))" \
+        --output_dir=runs/sweep                 # sweep.md (final metrics) and sweep.png
+
+    python -m seqlab.sweep --config=configs/copy.py:cell=gru,delay=10 --benchmark \
+        --config.sweep.axes="(('seed', (0, 1, 2, 3, 4, 5, 6, 7)),)" --config.train.num_steps=100
+
+--benchmark trains the members in one vmapped program and then each alone (the runner's
+un-vmapped jitted step), on the same prefetched batches, alternating `--repeats` times, and
+prints the median wall time per member-step of each, their ratio, and the compile times.
+"""
+
+import itertools
+import statistics
+
+import matplotlib.pyplot as plt
+import numpy as np
+from absl import app, flags
+from absl import logging as absl_logging
+from ml_collections import config_flags
+
+from seqlab import sweep
+from seqlab.analysis import report
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where sweep.md and sweep.png go.")
+_BENCHMARK = flags.DEFINE_bool("benchmark", False, "Time one program against separate runs.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Benchmark: alternating repeats (medians).")
+flags.mark_flags_as_required(["config"])
+
+
+def benchmark(pop: sweep.Population, num_steps: int, repeats: int) -> dict[str, float]:
+  """Median seconds per member-step of one vmapped program and of separate runs, compile apart."""
+  data = list(itertools.islice(sweep.batches(pop, 0), num_steps))
+  swept, alone, compile_swept, compile_alone = [], [], [], []
+  for _ in range(repeats):
+    result = sweep.train(pop, num_steps, data=data)
+    swept.append(result.train_s / (num_steps * pop.size))
+    compile_swept.append(result.compile_s)
+    runs = [sweep.train_alone(pop, i, num_steps,
+                              data=[sweep.member_batch(pop, b, i) for b in data])
+            for i in range(pop.size)]
+    alone.append(sum(r.train_s for r in runs) / (num_steps * pop.size))
+    compile_alone.append(sum(r.compile_s for r in runs))
+  out = {"members": pop.size, "steps": num_steps,
+         "swept_ms_per_member_step": 1e3 * statistics.median(swept),
+         "alone_ms_per_member_step": 1e3 * statistics.median(alone),
+         "compile_s_swept_program": statistics.median(compile_swept),
+         "compile_s_all_separate_programs": statistics.median(compile_alone)}
+  out["speedup_alone_over_swept"] = (out["alone_ms_per_member_step"]
+                                     / out["swept_ms_per_member_step"])
+  return out
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  config = _CONFIG.value
+  pop = sweep.build(config)
+  if _BENCHMARK.value:
+    for name, value in benchmark(pop, config.train.num_steps, _REPEATS.value).items():
+      print(f"{name}: {value:.4g}" if isinstance(value, float) else f"{name}: {value}")
+    return
+  result = sweep.train(pop, log_every=config.train.log_every)
+  finals = sweep.evaluate(pop, result.state["params"], "validation", config.train.eval_batches)
+  rows = [{**f, "final train loss": float(result.history["loss"][-1, i]),
+           "max grad norm": float(np.nanmax(result.history["grad_norm"][:, i]))}
+          for i, f in enumerate(finals)]
+  text = sweep.table(pop, rows)
+  print(f"one program, {pop.size} members: compile {result.compile_s:.1f} s, "
+        f"{result.train_s:.1f} s for {config.train.num_steps} steps\n{text}")
+  if _OUTPUT_DIR.value:
+    report.write_text(_OUTPUT_DIR.value, "sweep.md", text)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, m in enumerate(pop.members):
+      ax.plot(np.arange(1, len(result.history["loss"]) + 1), result.history["loss"][:, i],
+              lw=0.8, label=sweep.label(m))
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    report.save_figure(fig, _OUTPUT_DIR.value, "sweep.png")
+
+
+if __name__ == "__main__":
+  app.run(main)
