@@ -15,7 +15,8 @@ changes is how W_out gets its value:
                        split, W_out = (Z^T Z + lambda I)^-1 Z^T Y with lambda = train.ridge
                        (Z^T Z and Z^T Y summed batch by batch, so the split need not fit
                        in memory), and the loss then stops its gradient: training steps
-                       change nothing and only log, evaluate and checkpoint (1 step is enough);
+                       change nothing and only log, evaluate and checkpoint (1 step is enough;
+                       a resumed run or --mode=eval refits, then restores the saved W_out);
   ridge_then_gradient: the closed-form W_out as the starting point of gradient steps.
 The reservoir sits in the params pytree (collection "reservoir") but gets no gradient
 (`cells.esn` stops it), so the optimizer leaves it alone; weight decay would not, hence
