@@ -19,6 +19,7 @@ decodings (`seqlab.decode`) of the source sentences, scored by corpus BLEU (sacr
 13a tokenizer, on detokenized text) and by their mean model log-probability log P(y | x).
 """
 
+import itertools
 import json
 import math
 import re
@@ -106,6 +107,11 @@ def corpus_bleu(stats: Sequence[float]) -> float:
   return BLEU.compute_bleu(s[2:6], s[6:10], s[0], s[1], smooth_method="exp").score
 
 
+def fill_rows(a: np.ndarray, size: int) -> np.ndarray:
+  """A partial batch completed to `size` rows with copies of its first (one compiled shape)."""
+  return np.concatenate([a, np.repeat(a[:1], max(size - a.shape[0], 0), axis=0)])
+
+
 class Translation(base.ProblemBase):
   """Sentence-pair translation: teacher forcing or scheduled sampling, greedy and beam BLEU."""
 
@@ -134,6 +140,9 @@ class Translation(base.ProblemBase):
     src, tgt = (len(self.task.vocabs[f"{side}-{level}"]) for side in ("source", "target"))
     return {"vocab_size": src, "target_vocab_size": tgt, "src_vocab_size": src,
             "tgt_vocab_size": tgt, "bos_id": BOS, "eos_id": EOS, "pad_id": PAD}
+
+  def init(self, rng, batch):
+    return jax.jit(self.model.init)(rng, *self.model_inputs(batch))  # one compile, not per op
 
   def model_inputs(self, batch) -> tuple:
     if self.recurrent:
@@ -258,14 +267,15 @@ class Translation(base.ProblemBase):
       out[f"logp_{name}"] = sums[f"logp_{name}"] / max(sums["sentences"], 1.0)
     return out
 
-  def decode_split(self, params, split: str) -> list[dict]:
-    """Every sentence of a split: source, reference, greedy and beam outputs and log P(y | x)."""
+  def decode_split(self, params, split: str, max_batches: int | None = None) -> list[dict]:
+    """Each sentence of a split: source, reference, greedy and beam outputs and log P(y | x)."""
     rows = []
-    for batch in self.eval_batches(split):
-      src, lengths = jnp.asarray(batch["inputs"]), jnp.asarray(batch["source_lengths"])
+    for batch in itertools.islice(self.eval_batches(split), max_batches):
+      n, size = batch["inputs"].shape[0], self.config.train.batch_size
+      src, lengths = (jnp.asarray(fill_rows(batch[k], size)) for k in ("inputs", "source_lengths"))
       outs = {"greedy": self.greedy_jit(params, src, lengths),
               "beam": self.beam_jit(params, src, lengths)}
-      for i in range(src.shape[0]):
+      for i in range(n):
         row = {"source": self.source_text(batch["inputs"][i]),
                "reference": self.target_text(batch["targets"][i])}
         for name, out in outs.items():
