@@ -110,45 +110,48 @@ def main(argv):
 
 
 def plot(members, grad, applied, loss, lrs, thresholds, seeds, finals, title):
-  """Gradient norms before and after clipping, loss curves, final loss per threshold."""
-  fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
-  lr_hi, seed0 = max(lrs), seeds[0]
+  """Per learning rate: ||g|| and the loss over training; applied norms; final losses."""
+  fig, axes = plt.subplots(2, len(lrs) + 1, figsize=(6 * (len(lrs) + 1), 8.5), squeeze=False)
+  seed0, lr_hi = seeds[0], max(lrs)
   steps = np.arange(1, len(grad) + 1)
   width = max(1, len(grad) // 100)
-  for j, theta in enumerate(thresholds):
-    name = f"theta = {theta:g}" if theta else "no clipping"
-    (i,) = [i for i, m in enumerate(members) if m["optimizer.learning_rate"] == lr_hi
-            and m["optimizer.clip_norm"] == theta and m["seed"] == seed0]
-    axes[0, 0].semilogy(steps, grad[:, i], color=f"C{j}", lw=0.6, label=name)
-    shown = np.where(applied[:, i] > 0, applied[:, i], np.nan)
-    axes[0, 1].semilogy(steps, shown, color=f"C{j}", lw=0.6, label=name)
-    if theta:
-      axes[0, 1].axhline(theta, color=f"C{j}", ls="--", lw=0.8)
-    same = [i for i, m in enumerate(members) if m["optimizer.learning_rate"] == lr_hi
-            and m["optimizer.clip_norm"] == theta]
-    curve = np.nanmedian(np.stack([smooth(loss[:, i], width) for i in same]), axis=0)
-    axes[1, 0].semilogy(steps, np.minimum(curve, 1e3), color=f"C{j}", label=name)
-  axes[1, 0].axhline(1 / 6, color="k", ls=":", lw=0.8, label="baseline (predict 1)")
+  pick = lambda a, theta: [i for i, m in enumerate(members) if m["optimizer.learning_rate"] == a
+                           and m["optimizer.clip_norm"] == theta]
+  for col, a in enumerate(lrs):
+    for j, theta in enumerate(thresholds):
+      name = f"theta = {theta:g}" if theta else "no clipping"
+      same = pick(a, theta)
+      (i,) = [i for i in same if members[i]["seed"] == seed0]
+      axes[0, col].semilogy(steps, grad[:, i], color=f"C{j}", lw=0.6, label=name)
+      curve = np.nanmedian(np.stack([smooth(loss[:, i], width) for i in same]), axis=0)
+      axes[1, col].semilogy(steps, np.minimum(curve, 1e3), color=f"C{j}", label=name)
+      if a == lr_hi:
+        shown = np.where(applied[:, i] > 0, applied[:, i], np.nan)
+        axes[0, -1].semilogy(steps, shown, color=f"C{j}", lw=0.6, label=name)
+        if theta:
+          axes[0, -1].axhline(theta, color=f"C{j}", ls="--", lw=0.8)
+    axes[1, col].axhline(1 / 6, color="k", ls=":", lw=0.8, label="baseline (predict 1)")
+    axes[0, col].set_title(f"||g|| before clipping, lr = {a:g}, seed {seed0}", fontsize=9)
+    axes[0, col].set_ylabel("||g||")
+    axes[1, col].set_title(f"training MSE, lr = {a:g} (running mean over {width} steps, "
+                           "median over seeds, capped at 1e3)", fontsize=9)
+    axes[1, col].set_ylabel("MSE")
   for k, a in enumerate(lrs):
     for j, theta in enumerate(thresholds):
-      vals = [finals[i]["loss_vs_baseline"] for i, m in enumerate(members)
-              if m["optimizer.learning_rate"] == a and m["optimizer.clip_norm"] == theta]
+      vals = [finals[i]["loss_vs_baseline"] for i in pick(a, theta)]
       x = j + 0.15 * (k - (len(lrs) - 1) / 2)
-      axes[1, 1].semilogy([x] * len(vals), np.minimum(vals, 1e3), "o", color=f"C{k}",
-                          mfc="none", label=f"lr = {a:g}" if j == 0 else None)
-  axes[1, 1].axhline(1.0, color="k", ls=":", lw=0.8)
-  axes[1, 1].set_xticks(range(len(thresholds)),
-                        [f"{t:g}" if t else "off" for t in thresholds])
-  labels = [(axes[0, 0], f"||g|| before clipping (lr = {lr_hi:g}, seed {seed0})", "||g||"),
-            (axes[0, 1], "applied ||clip(g)|| = ||dtheta|| / lr (dashed: theta)", "norm"),
-            (axes[1, 0], f"training MSE (running mean, median over seeds, lr = {lr_hi:g})",
-             "MSE"),
-            (axes[1, 1], "final validation MSE / baseline (one dot per seed; capped at 1e3)",
-             "MSE / baseline")]
-  for ax, name, ylabel in labels:
-    ax.set_title(name, fontsize=9)
-    ax.set_xlabel("clip threshold theta" if ax is axes[1, 1] else "step")
-    ax.set_ylabel(ylabel)
+      axes[1, -1].semilogy([x] * len(vals), np.minimum(vals, 1e3), "o", color=f"C{k}",
+                           mfc="none", label=f"lr = {a:g}" if j == 0 else None)
+  axes[1, -1].axhline(1.0, color="k", ls=":", lw=0.8)
+  axes[1, -1].set_xticks(range(len(thresholds)), [f"{t:g}" if t else "off" for t in thresholds])
+  axes[1, -1].set_title("final validation MSE / baseline (one dot per seed; capped at 1e3)",
+                        fontsize=9)
+  axes[1, -1].set_ylabel("MSE / baseline")
+  axes[0, -1].set_title(f"applied ||clip(g)|| = ||dtheta|| / lr, lr = {lr_hi:g}, seed {seed0} "
+                        "(dashed: theta)", fontsize=9)
+  axes[0, -1].set_ylabel("norm")
+  for ax in axes.flat:
+    ax.set_xlabel("clip threshold theta" if ax is axes[1, -1] else "step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
   fig.suptitle(title, fontsize=10)

@@ -108,6 +108,7 @@ def plot(results, delays, cells, steps):
     axes[0, col].set_yscale("log")
     axes[0, col].set_xscale("log")
     axes[0, col].set_xticks(Ts, [str(t) for t in Ts])
+    axes[0, col].set_xticks([], minor=True)
     axes[0, col].set_xlabel("delay T" if task == "copy" else "sequence length T")
     axes[0, col].set_ylabel("final validation loss / baseline")
     axes[0, col].set_title(f"{task}: median over seeds (dots: seeds)", fontsize=9)
