@@ -58,6 +58,9 @@ def test_grid_and_zip_members_and_their_configs(data_dir):
   assert (member.seed, member.model.cell_options.recurrent_scale, member.sweep.axes) == (5, 1.5, ())
   assert (config.seed, config.model.cell_options.recurrent_scale) == (0, 1.0)  # untouched
   assert sweep.members(_copy_config(data_dir)) == [{}]  # no axes: the config itself
+  for bad in [(("seed", 0),), (("model.cell_options.activation", "relu"),)]:
+    with pytest.raises(ValueError, match="entries are"):
+      sweep.members(_copy_config(data_dir, bad))
   with pytest.raises(ValueError, match="one length"):
     sweep.members(_copy_config(data_dir, (("seed", (0, 1)), ("optimizer.clip_norm", (1.0,)))))
   for path, why in [("task.options.delay", "it changes the data"), ("optimizer.name", "only"),

@@ -7,8 +7,8 @@ An axis may change only what keeps one compiled program valid for every member:
   seed                       the initial parameters, the per-step rng and the data order;
   optimizer.<INJECTABLE>     numbers held in the optimizer state (optax.inject_hyperparams);
   model.*, train.*           initial values only (recurrent_scale, forget_bias, rho, ridge):
-                             checked by `population.build` (same parameter shapes and the
-                             same traced loss as the first member).
+                             checked by `population.initial_state` (same parameter shapes,
+                             the same traced loss as the first member).
 Shape-changing axes (hidden size, cell type) and the data (task.*) need separate programs.
 """
 
@@ -35,7 +35,8 @@ def axes(config: ml_collections.ConfigDict) -> list[tuple[str, tuple]]:
                      f"Python literal; got the string {config.sweep.axes!r}")
   out = []
   for item in config.sweep.axes:
-    if len(item) != 2 or not isinstance(item[0], str) or not isinstance(item[1], Sequence):
+    if (len(item) != 2 or not isinstance(item[0], str) or not isinstance(item[1], Sequence)
+        or isinstance(item[1], str)):
       raise ValueError(f"config.sweep.axes entries are (path, (values, ...)); got {item!r}")
     path, values = item[0], tuple(item[1])
     if not values:
