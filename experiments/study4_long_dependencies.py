@@ -1,6 +1,6 @@
 """Study 4: copy and adding tasks across delays T for Elman (tanh), IRNN, LSTM and GRU.
 
-    python experiments/study4_long_dependencies.py --output_dir=docs/figures     # ~6 minutes
+    python experiments/study4_long_dependencies.py --output_dir=docs/figures     # ~7 minutes
     python experiments/study4_long_dependencies.py --quick --output_dir=/tmp/s4  # CI smoke run
 
 Copy (configs/copy.py): replay n = 4 symbols of an alphabet of 4 after T blanks; adding

@@ -155,7 +155,7 @@ def program(pop: Population):
   def member_step(state, batch, seed):
     new, metrics = step(state, batch, seed)
     delta = jax.tree.map(jnp.subtract, new["params"], state["params"])
-    return new, {**metrics, "update_norm": optax.global_norm(delta)}  # ||theta' - theta||
+    return new, {**metrics, "update_norm": optax.tree.norm(delta)}  # ||theta' - theta||
 
   batch_axis = None if len(set(pop.seeds)) == 1 else 0
   return jax.jit(jax.vmap(member_step, in_axes=(0, batch_axis, 0)), donate_argnums=0)
