@@ -10,8 +10,14 @@ Variants:  model in {attention, noattention, transformer}; attention in {additiv
            e.g. configs/translation.py:model=transformer, configs/translation.py:attention=dot
 Scheduled sampling (recurrent decoder): --config.train.teacher_forcing=inverse_sigmoid
            --config.train.teacher_forcing_k=300 (or linear with k = slope, exponential k < 1)
-Runtime:   TBD
-Expected:  TBD
+Runtime:   1000 steps, batch 64, characters, measured on 2 CPU cores shared with other jobs
+           (load ~6): attention ~4 min (4.4 steps/s), noattention ~3 min (7.3 steps/s),
+           transformer ~5.5 min (3.2 steps/s), data preparation (~15 s, first run) and the
+           final test decoding included; an idle machine is faster.
+Expected:  test BLEU (sacrebleu, beam 4) attention ~95.7 (greedy 94.8), noattention ~20.6
+           (it needs ~3x the steps: 92.5 after 3000), transformer ~99.9; the mean
+           log P(y | x) of the beam outputs is above greedy's. After training: a few test
+           translations, workdir/attention.png and workdir/translation_report.json.
 """
 
 from ml_collections.config_dict import placeholder

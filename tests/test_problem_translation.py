@@ -141,6 +141,11 @@ def test_bleu_of_an_exact_copy_is_100_and_stats_match_sacrebleu():
   assert 0 < expected < 100
   np.testing.assert_allclose(translation.corpus_bleu(translation.bleu_stats(hyps, refs)),
                              expected, rtol=1e-12)
+  # One-word sentences have no 2- to 4-grams: the effective order scores their unigrams.
+  stats = translation.bleu_stats(["cinquante", "dix", "trois"], ["cinquante", "onze", "trois"])
+  assert translation.corpus_bleu(stats) == pytest.approx(100 * 2 / 3)
+  assert sacrebleu.corpus_bleu(["cinquante", "dix", "trois"], [["cinquante", "onze", "trois"]]
+                               ).score == 0.0  # plain BLEU is 0 without any 4-gram
 
 
 def test_beam_width_one_equals_greedy(problem):

@@ -102,9 +102,12 @@ def bleu_stats(hypotheses: Sequence[str], references: Sequence[str]) -> np.ndarr
 
 
 def corpus_bleu(stats: Sequence[float]) -> float:
-  """Corpus BLEU (0..100, sacrebleu's defaults: exp smoothing) from summed statistics."""
+  """Corpus BLEU (0..100) from summed statistics: sacrebleu's corpus_bleu (exp smoothing),
+  except that n-gram orders no hypothesis reaches are left out (effective order; this only
+  changes sets of sentences shorter than 4 tokens, whose BLEU would otherwise be 0)."""
   s = [int(round(v)) for v in stats]
-  return BLEU.compute_bleu(s[2:6], s[6:10], s[0], s[1], smooth_method="exp").score
+  return BLEU.compute_bleu(s[2:6], s[6:10], s[0], s[1], smooth_method="exp",
+                           effective_order=True).score
 
 
 def fill_rows(a: np.ndarray, size: int) -> np.ndarray:

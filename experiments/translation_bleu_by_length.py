@@ -1,0 +1,165 @@
+"""BLEU by source length: attention vs no attention vs the Transformer (Bahdanau et al. 2015,
+Fig. 2: without attention, the encoder squeezes the whole source into C and quality falls
+as sentences grow; with attention it holds).
+
+Trains (or, when a workdir already holds the finished run, loads) the three models of
+configs/translation.py on the default English -> French number/date pairs, decodes the
+held-out test split with greedy and beam search, and writes `bleu_by_length.md` (table) and
+`bleu_by_length.png` (plot) of corpus BLEU overall and by source length (characters).
+
+    python experiments/translation_bleu_by_length.py --workdir=runs/bleu_by_length
+    python experiments/translation_bleu_by_length.py --quick   # smoke run: tiny data and models
+
+Runtime: 14 minutes from scratch on 2 CPU cores shared with other jobs (three models x 1000
+steps, then decoding 1586 test sentences twice each); ~1 minute when the runs exist; --quick:
+~40 s. Measured (test BLEU, beam): attention 95.7, no attention 20.6, Transformer 99.9. On
+this task BLEU rises with source length for every model: the short items (small numbers,
+ordinals) are rare in training and the long ones are formulaic; the sentences (<= 63
+characters) are too short for the fixed-size context vector to be the bottleneck, so the
+gap without attention here is one of learning speed, not of a length limit.
+"""
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+from absl import logging as absl_logging
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from configs import translation as translation_config  # noqa: E402
+from seqlab import problems  # noqa: E402
+from seqlab.problems.translation import bleu_stats, corpus_bleu  # noqa: E402
+from seqlab.train import loop  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/bleu_by_length", "Where runs and outputs go.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
+_QUICK = flags.DEFINE_bool("quick", False, "Smoke run: tiny data, tiny models, 20 steps.")
+_NUM_STEPS = flags.DEFINE_integer("num_steps", 0, "Training steps of every model (and the "
+                                  "length of its learning-rate decay); 0: the config's.")
+
+MODELS = {"attention": "LSTM seq2seq + additive attention",
+          "noattention": "LSTM encoder-decoder (no attention)",
+          "transformer": "Transformer"}
+BUCKETS = (20, 30, 35, 40, 45, 200)  # source length bucket b: (BUCKETS[b-1], BUCKETS[b]]
+QUICK = {"task.options.max_number": 99, "task.options.max_ordinal": 20,
+         "task.options.num_dates": 0, "train.batch_size": 8, "train.num_steps": 20,
+         "train.log_every": 10, "train.eval_every": 20, "train.eval_batches": 1,
+         "train.checkpoint_every": 20, "train.pad_multiple": 32, "decode.max_len": 24,
+         "model.hidden_size": 16, "model.d_model": 16, "model.d_ff": 32,
+         "optimizer.warmup_steps": 0}
+
+
+def make_config(model: str, data_dir: str, quick: bool, num_steps: int = 0):
+  """configs/translation.py:model=<model>, with the quick overrides where the model has them."""
+  config = translation_config.get_config(f"model={model}")
+  config.task.data_dir = data_dir
+  if num_steps:
+    config.optimizer.decay_steps = num_steps - config.optimizer.warmup_steps
+    config.train.num_steps = num_steps
+  for key, value in (QUICK if quick else {}).items():
+    section, field = key.rsplit(".", 1)
+    target = config
+    for name in section.split("."):
+      target = target[name]
+    if field in target:
+      target[field] = value
+  return config
+
+
+def bucket_names() -> list[str]:
+  """Bucket labels: "1-20", "21-30", ..., ">45"."""
+  lows = (0, *BUCKETS[:-1])
+  return [f"{lo + 1}-{hi}" if hi < BUCKETS[-1] else f">{lo}"
+          for lo, hi in zip(lows, BUCKETS, strict=True)]
+
+
+def score(rows: list[dict], decoder: str) -> dict:
+  """Corpus BLEU and exact-match rate (%), overall and per source-length bucket; counts."""
+  bucket = np.searchsorted(BUCKETS, [len(r["source"]) for r in rows], side="left")
+  groups = {"overall": rows, **{name: [r for r, k in zip(rows, bucket, strict=True) if k == b]
+                                for b, name in enumerate(bucket_names())}}
+  out = {}
+  for name, kept in groups.items():
+    hyps, refs = [r[decoder] for r in kept], [r["reference"] for r in kept]
+    out[name] = corpus_bleu(bleu_stats(hyps, refs)) if kept else float("nan")
+    exact = [h == r for h, r in zip(hyps, refs, strict=True)]
+    out[f"exact {name}"] = 100 * np.mean(exact) if kept else float("nan")
+    out[f"n {name}"] = len(kept)
+  return out
+
+
+def table(results: dict, metric: str = "") -> str:
+  """Markdown: beam BLEU (metric "") or exact match ("exact ") overall and by bucket, the
+  greedy figure, and the mean log P(y | x) of the beam and greedy outputs."""
+  names = bucket_names()
+  first = next(iter(results.values()))["beam"]
+  counts = " | ".join(f"{name} (n={first[f'n {name}']})" for name in names)
+  what = "exact match %" if metric else "BLEU"
+  lines = [f"| model | {what} beam | {what} greedy | {counts} | log P beam | log P greedy |",
+           "|---|" + "---|" * (len(names) + 4)]
+  for model, r in results.items():
+    buckets = " | ".join(f"{r['beam'][metric + name]:.1f}" for name in names)
+    lines.append(f"| {MODELS[model]} | {r['beam'][metric + 'overall']:.1f} | "
+                 f"{r['greedy'][metric + 'overall']:.1f} | {buckets} | {r['logp_beam']:.3f} | "
+                 f"{r['logp_greedy']:.3f} |")
+  return "\n".join(lines)
+
+
+def plot(results: dict, path: str) -> None:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  names = bucket_names()
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for model, r in results.items():
+    ax.plot(range(len(names)), [r["beam"][n] for n in names], marker="o",
+            label=f"{MODELS[model]} ({r['beam']['overall']:.1f})")
+  ax.set_xticks(range(len(names)), names)
+  ax.set_xlabel("source length (characters)")
+  ax.set_ylabel("test BLEU (beam search)")
+  ax.set_title("English -> French numbers and dates: BLEU by source length", fontsize=9)
+  ax.legend(fontsize=8)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv):
+  del argv
+  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+  workdir = _WORKDIR.value
+  os.makedirs(workdir, exist_ok=True)
+  results = {}
+  for model in MODELS:
+    config = make_config(model, _DATA_DIR.value, _QUICK.value, _NUM_STEPS.value)
+    config.lock()
+    problem = problems.build_problem(config)
+    print(f"== {model}: {config.train.num_steps} steps", flush=True)
+    state = loop.train(problem, config, f"{workdir}/{model}")  # resumes or loads a finished run
+    rows = problem.decode_split(state["params"], "test")
+    Path(workdir, model, "test_translations.json").write_text(
+        json.dumps(rows, ensure_ascii=False, indent=0), "utf-8")
+    results[model] = {decoder: score(rows, decoder) for decoder in ("beam", "greedy")}
+    for decoder in ("beam", "greedy"):
+      results[model][f"logp_{decoder}"] = float(np.mean([r[f"logp_{decoder}"] for r in rows]))
+  text = table(results) + "\n\n" + table(results, "exact ")
+  Path(workdir, "bleu_by_length.md").write_text(
+      "Test BLEU (sacrebleu) and exact-match rate of the beam-search translations by source "
+      "length in characters; log P: mean model log-probability of the decoded outputs.\n\n"
+      + text + "\n")
+  plot(results, f"{workdir}/bleu_by_length.png")
+  print(text)
+  print(f"wrote {workdir}/bleu_by_length.md and {workdir}/bleu_by_length.png")
+
+
+if __name__ == "__main__":
+  app.run(main)
