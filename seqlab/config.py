@@ -81,6 +81,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.decode.length_penalty = 0.6
   c.decode.temperature = 1.0
   c.decode.prefixes = ("Romeo:", "To be, or ")  # completed after training (text tasks)
+  c.decode.prime = "\n\n"  # text read before each prefix to warm up the state
 
   # Sweeps (seqlab.sweep): members that differ only in shape-preserving hyperparameters are
   # trained together by one jit-compiled, vmapped train step.

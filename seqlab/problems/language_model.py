@@ -113,9 +113,11 @@ class LanguageModel(base.ProblemBase):
     length = length or self.config.decode.max_len
     out = []
     for prefix in prefixes:
-      ids = self.vocab.encode(prefix)
-      if len(ids) == 0:
+      if not prefix:
         raise ValueError("cannot complete an empty prefix")
+      # Primed with decode.prime (a blank line): as at the start of a speech, not a zero state
+      # the model only saw at the start of each epoch.
+      ids = self.vocab.encode(self.config.decode.prime + prefix)
       carry = self.model.apply(params, 1, method=RNN.initial_carry)
       for token in ids[:-1]:  # read the prefix; its last character starts the decoding
         carry, _ = self._step(params, carry, jnp.array([token]))
