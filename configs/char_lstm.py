@@ -5,9 +5,11 @@ Complete: python -m seqlab.main --config=configs/char_lstm.py --workdir=runs/cha
               --mode=complete --prefix="Romeo:" --prefix="deep lea"
 Variants: configs/char_lstm.py:cell=gru ; bigger: --config.model.hidden_size=512
           --config.train.num_steps=20000
-Runtime:  under 5 minutes on 2 CPU cores (data preparation included, first run).
-Expected: validation ~2.0 bits per character after 1500 steps (H=256, truncated BPTT
-          k1 = k2 = 64); completions that look like English words and speaker names.
+Runtime:  about 2 minutes on 2 CPU cores (1 min 54 s measured on a fresh clone, data
+          preparation of the 4.3 M-character corpus included).
+Expected: validation 2.53 bits per character after 1500 steps (H=256, truncated BPTT
+          k1 = k2 = 64); completions of real words ("To be, or " -> "the sent\nThe sent
+          ..."): a small, short run; raise num_steps and hidden_size for a better model.
 """
 
 from ml_collections.config_dict import placeholder
