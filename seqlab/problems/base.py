@@ -51,6 +51,20 @@ class ProblemBase:
   def init_extra(self, params, batch):
     return {}
 
+  def batch_options(self) -> dict[str, Any]:
+    """Extra options of `task.batches` (e.g. a fixed max_length, so one shape compiles)."""
+    return {}
+
+  def train_batches(self, seed: int, start_step: int):
+    """Shuffled padded training batches from global step `start_step` on."""
+    return self.task.batches("train", self.config.train.batch_size, seed=seed,
+                             start_step=start_step, **self.batch_options())
+
+  def eval_batches(self, split: str):
+    """One pass over `split`, in stored order, the last partial batch included."""
+    return self.task.batches(split, self.config.train.batch_size, shuffle=False, num_epochs=1,
+                             drop_remainder=False, **self.batch_options())
+
 
 def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
   """sum(values * mask) / sum(mask)."""

@@ -16,7 +16,7 @@ caption (y_t = argmax, fed back; `RNN.generate`): every character and the final 
 right.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -123,13 +123,8 @@ class Captioning(base.ProblemBase):
     return {"loss": sums["xent"] / tokens, "token_accuracy": sums["correct"] / tokens,
             "exact_match": sums["exact"] / max(sums["captions"], 1.0)}
 
-  def train_batches(self, seed: int, start_step: int) -> Iterator[dict]:
-    return self.task.batches("train", self.config.train.batch_size, seed=seed,
-                             start_step=start_step, max_length=self.max_length)
-
-  def eval_batches(self, split: str) -> Iterator[dict]:
-    return self.task.batches(split, self.config.train.batch_size, shuffle=False,
-                             num_epochs=1, drop_remainder=False, max_length=self.max_length)
+  def batch_options(self):
+    return {"max_length": self.max_length}
 
   def caption(self, params: Any, images: np.ndarray) -> list[str]:
     """The greedy caption of each image [64], as text."""

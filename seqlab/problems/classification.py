@@ -17,7 +17,7 @@ Token ids go to models without an embedding as one-hot vectors. Metrics: cross-e
 (nats) and accuracy; the data's chance accuracy is in `task.metadata["baseline"]`.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -103,10 +103,5 @@ class Classification(base.ProblemBase):
     count = max(sums["count"], 1.0)
     return {"loss": sums["xent"] / count, "accuracy": sums["correct"] / count}
 
-  def train_batches(self, seed: int, start_step: int) -> Iterator[dict]:
-    return self.task.batches("train", self.config.train.batch_size, seed=seed,
-                             start_step=start_step, max_length=self.max_length)
-
-  def eval_batches(self, split: str) -> Iterator[dict]:
-    return self.task.batches(split, self.config.train.batch_size, shuffle=False,
-                             num_epochs=1, drop_remainder=False, max_length=self.max_length)
+  def batch_options(self):
+    return {"max_length": self.max_length}

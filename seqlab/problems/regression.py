@@ -13,7 +13,7 @@ the fraction of sequences with |y_hat - y| < 0.04, the criterion of Hochreiter &
 Schmidhuber (1997) for a solved sequence.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -58,10 +58,3 @@ class Regression(base.ProblemBase):
       out["loss_vs_baseline"] = mse / baseline
     return out
 
-  def train_batches(self, seed: int, start_step: int) -> Iterator[dict]:
-    return self.task.batches("train", self.config.train.batch_size, seed=seed,
-                             start_step=start_step)
-
-  def eval_batches(self, split: str) -> Iterator[dict]:
-    return self.task.batches(split, self.config.train.batch_size, shuffle=False,
-                             num_epochs=1, drop_remainder=False)

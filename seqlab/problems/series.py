@@ -23,7 +23,7 @@ The reservoir sits in the params pytree (collection "reservoir") but gets no gra
 it is refused for the ESN.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -98,13 +98,6 @@ class SeriesPrediction(base.ProblemBase):
       out["loss_vs_persistence"] = mse / max(sums["persistence"] / count, 1e-12)
     return out
 
-  def train_batches(self, seed: int, start_step: int) -> Iterator[dict]:
-    return self.task.batches("train", self.config.train.batch_size, seed=seed,
-                             start_step=start_step)
-
-  def eval_batches(self, split: str) -> Iterator[dict]:
-    return self.task.batches(split, self.config.train.batch_size, shuffle=False,
-                             num_epochs=1, drop_remainder=False)
 
   # --- the ESN's closed-form readout
 

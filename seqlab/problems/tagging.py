@@ -8,7 +8,7 @@ when the data reports one, and accuracy on the positions that carry information
 (target != 0 for the copy task, where 0 is the blank).
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -53,10 +53,3 @@ class Tagging(base.ProblemBase):
       out["loss_vs_baseline"] = loss / baseline
     return out
 
-  def train_batches(self, seed: int, start_step: int) -> Iterator[dict]:
-    return self.task.batches("train", self.config.train.batch_size, seed=seed,
-                             start_step=start_step)
-
-  def eval_batches(self, split: str) -> Iterator[dict]:
-    return self.task.batches(split, self.config.train.batch_size, shuffle=False,
-                             num_epochs=1, drop_remainder=False)

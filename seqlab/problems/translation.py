@@ -23,7 +23,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,15 +195,8 @@ class Translation(base.ProblemBase):
     count = jnp.maximum(count, 1.0)
     return xent / count, ({"token_accuracy": correct / count, "teacher_forcing": eps}, extra)
 
-  def train_batches(self, seed: int, start_step: int) -> Iterator[dict]:
-    t = self.config.train
-    return self.task.batches("train", t.batch_size, seed=seed, start_step=start_step,
-                             pad_multiple=t.pad_multiple)
-
-  def eval_batches(self, split: str) -> Iterator[dict]:
-    t = self.config.train
-    return self.task.batches(split, t.batch_size, shuffle=False, num_epochs=1,
-                             drop_remainder=False, pad_multiple=t.pad_multiple)
+  def batch_options(self):
+    return {"pad_multiple": self.config.train.pad_multiple}
 
   # --- decoding
 

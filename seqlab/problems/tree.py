@@ -16,7 +16,7 @@ learned, though only the root is trained); the majority-label accuracy of the tr
 split is `task.metadata["baseline"]`.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -74,10 +74,5 @@ class TreeClassification(base.ProblemBase):
     return {"loss": sums["xent"] / count, "accuracy": sums["correct"] / count,
             "node_accuracy": sums["node_correct"] / max(sums["internal"], 1.0)}
 
-  def train_batches(self, seed: int, start_step: int) -> Iterator[dict]:
-    return self.task.batches("train", self.config.train.batch_size, seed=seed,
-                             start_step=start_step, max_length=self.max_nodes)
-
-  def eval_batches(self, split: str) -> Iterator[dict]:
-    return self.task.batches(split, self.config.train.batch_size, shuffle=False,
-                             num_epochs=1, drop_remainder=False, max_length=self.max_nodes)
+  def batch_options(self):
+    return {"max_length": self.max_nodes}
