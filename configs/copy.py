@@ -8,7 +8,6 @@ Expected: lstm/gru reach loss_vs_baseline < 0.1 (accuracy > 0.95) at delay 20; t
           Elman net stays near the baseline (loss_vs_baseline ~1.0) as T grows.
 """
 
-from ml_collections.config_dict import placeholder
 
 from seqlab import config as base
 
@@ -16,7 +15,6 @@ from seqlab import config as base
 def get_config(arg: str | None = None):
   """The copy-task experiment; `arg` = 'cell=...,delay=...'."""
   variant = base.parse_variant(arg, {"cell": "lstm", "delay": 20})
-  cell, options = base.CELL_PRESETS[variant["cell"]]
   c = base.base_config()
   c.task.name = "copy"
   c.task.options.alphabet_size = 8
@@ -26,13 +24,7 @@ def get_config(arg: str | None = None):
   c.task.options.num_validation = 512
   c.task.options.num_test = 512
 
-  c.model.name = "rnn"
-  c.model.cell = cell
-  c.model.cell_options = options
-  c.model.hidden_size = 64
-  c.model.embed_size = 16
-  c.model.vocab_size = placeholder(int)  # fixed by the data
-  c.model.output_size = placeholder(int)  # fixed by the data
+  c.model = base.rnn_model(variant["cell"], hidden_size=64, embed_size=16)
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.clip_norm = 1.0

@@ -5,6 +5,7 @@ files in configs/ change what differs and document the launch command.
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 # Cell presets: name -> (cell family, options). IRNN: relu with W = I (Le et al. 2015).
 CELL_PRESETS = {
@@ -13,6 +14,21 @@ CELL_PRESETS = {
     "lstm": ("lstm", {}),
     "gru": ("gru", {}),
 }
+
+
+def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
+              pattern: str = "many_to_many") -> ml_collections.ConfigDict:
+  """config.model for the `rnn` model with the CELL_PRESETS cell `cell`; the vocabulary and
+  output sizes are placeholders the data fills (an embedding only with embed_size)."""
+  family, options = CELL_PRESETS[cell]
+  m = ml_collections.ConfigDict()
+  m.name, m.pattern, m.cell, m.cell_options = "rnn", pattern, family, options
+  m.hidden_size = hidden_size
+  if embed_size is not None:
+    m.embed_size = embed_size
+    m.vocab_size = config_dict.placeholder(int)  # fixed by the data
+  m.output_size = config_dict.placeholder(int)  # fixed by the data
+  return m
 
 
 def parse_variant(arg: str | None, defaults: dict) -> dict:
