@@ -24,13 +24,18 @@ from ml_collections.config_dict import placeholder
 
 from seqlab import config as base
 
+LONG_MAX_TOKENS = 96  # data=long: decoding limit in words (the longest French target: 89)
+
 
 def get_config(arg: str | None = None):
   """The translation experiment; `arg` = 'model=attention|noattention|transformer,attention=...'."""
-  variant = base.parse_variant(arg, {"model": "attention", "attention": "additive"})
+  variant = base.parse_variant(arg, {"model": "attention", "attention": "additive",
+                                     "data": "items"})
   if variant["model"] not in ("attention", "noattention", "transformer"):
     raise ValueError(f"unknown model variant {variant['model']!r}; known: attention, "
                      "noattention, transformer")
+  if variant["data"] not in ("items", "long"):
+    raise ValueError(f"unknown data variant {variant['data']!r}; known: items, long")
   c = base.base_config()
   c.task.name = "translation_pairs"
   c.task.options.target_lang = "fr"
@@ -80,4 +85,11 @@ def get_config(arg: str | None = None):
   c.decode.max_len = 80  # characters: the longest French target is 70 + <eos>
   c.decode.beam_width = 4
   c.decode.length_penalty = 0.6
+  if variant["data"] == "long":  # sentences of 1..8 items, in words: Bahdanau et al.'s lengths
+    c.task.options.join = 8
+    c.task.options.level = "word"
+    c.task.options.max_length = 400  # characters
+    c.decode.max_len = LONG_MAX_TOKENS
+    if variant["model"] != "transformer":
+      c.model.max_length = LONG_MAX_TOKENS
   return c

@@ -59,20 +59,6 @@ def log_gradient_norms(params: dict, setup: dict, units=None) -> list[np.ndarray
   return [np.asarray(products.by_lag(jnp.log(gradients.gradient_norms(G, u)))) for u in groups]
 
 
-def efold(log_norm: np.ndarray) -> tuple[float, float]:
-  """(slope of the log norm against the lag past the first lags, first lag where it has
-  fallen by 1 = a factor e below lag 0, linearly interpolated; inf if it never does)."""
-  lags = np.arange(len(log_norm))
-  keep = np.isfinite(log_norm) & (lags >= max(2, len(lags) // 10))
-  slope = float(np.polyfit(lags[keep], log_norm[keep], 1)[0])
-  below = np.nonzero(log_norm <= log_norm[0] - 1.0)[0]
-  if below.size == 0:
-    return slope, float("inf")
-  j = int(below[0])
-  y0, y1 = log_norm[j - 1] - log_norm[0] + 1.0, log_norm[j] - log_norm[0] + 1.0
-  return slope, float(j - 1 + y0 / (y0 - y1))
-
-
 def main(argv):
   del argv
   n, steps, batch = (12, 30, 1) if _QUICK.value else (_HIDDEN.value, _STEPS.value, _BATCH.value)
@@ -95,7 +81,7 @@ def main(argv):
   for i, a in enumerate(rates):
     params = with_rates(setup["params"], a, n)
     (curve,) = log_gradient_norms(params, setup)
-    slope, tau = efold(curve)
+    slope, tau = products.efolding(curve)
     lyap = lyapunov.exponents(LEAKY.step, params, setup["carry"], setup["xs"], num=1,
                               warmup=min(20, steps // 4))
     axes[0].plot(lags, curve / np.log(10), color=f"C{i}", label=f"a = {a:g}")
@@ -106,7 +92,7 @@ def main(argv):
   curves = log_gradient_norms(with_rates(setup["params"], mixed, n), setup, units=groups)
   mixed_rows = []
   for i, (a, curve) in enumerate(zip(mixed, curves, strict=True)):
-    slope, tau = efold(curve)
+    slope, tau = products.efolding(curve)
     axes[1].plot(lags, curve / np.log(10), color=f"C{i}", label=f"units with a = {a:g}")
     mixed_rows.append([f"{a:g} (in the mixed net)", 1 / a, slope, tau, a * tau])
   axes[0].set_title("one leak rate a per net: mean log10 ||dL_t/dh_(t-l)||", fontsize=9)

@@ -3,11 +3,14 @@ Fig. 2: without attention, the encoder squeezes the whole source into C and qual
 as sentences grow; with attention it holds).
 
 Trains (or, when a workdir already holds the finished run, loads) the three models of
-configs/translation.py on the default English -> French number/date pairs, decodes the
-held-out test split with greedy and beam search, and writes `bleu_by_length.md` (table) and
-`bleu_by_length.png` (plot) of corpus BLEU overall and by source length (characters).
+configs/translation.py on English -> French number/date pairs, decodes the held-out test
+split with greedy and beam search, and writes `bleu_by_length<suffix>.md` (table) and
+`.png` (plot) of corpus BLEU overall and by source length. `--data=items` (default): one
+item a sentence, characters, length in characters; `--data=long`: sentences of 1..8 items
+(up to 79 words, 358 characters), words, length in words as in Bahdanau et al.'s Fig. 2.
 
     python experiments/translation_bleu_by_length.py --workdir=runs/bleu_by_length
+    python experiments/translation_bleu_by_length.py --data=long --workdir=runs/bleu_long
     python experiments/translation_bleu_by_length.py --quick   # smoke run: tiny data and models
 
 Runtime: 14 minutes from scratch on 2 CPU cores shared with other jobs (three models x 1000
@@ -23,6 +26,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +37,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from configs import translation as translation_config  # noqa: E402
 from seqlab import problems  # noqa: E402
+from seqlab.data import vocab  # noqa: E402
 from seqlab.problems.translation import bleu_stats, corpus_bleu  # noqa: E402
 from seqlab.train import loop  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/bleu_by_length", "Where runs and outputs go.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
 _QUICK = flags.DEFINE_bool("quick", False, "Smoke run: tiny data, tiny models, 20 steps.")
+_DATA = flags.DEFINE_enum("data", "items", ["items", "long"], "configs/translation.py's data "
+                          "variant: one item a sentence (characters) or 1..8 items (words).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", 0, "Training steps of every model (and the "
                                   "length of its learning-rate decay); 0: the config's.")
 
 MODELS = {"attention": "LSTM seq2seq + additive attention",
           "noattention": "LSTM encoder-decoder (no attention)",
           "transformer": "Transformer"}
-BUCKETS = (20, 30, 35, 40, 45, 200)  # source length bucket b: (BUCKETS[b-1], BUCKETS[b]]
+# data variant -> source length unit and buckets: bucket b is (BUCKETS[b-1], BUCKETS[b]].
+BUCKETS = {"items": ("characters", (20, 30, 35, 40, 45, 200)),
+           "long": ("words", (10, 20, 30, 40, 50, 60, 1000))}
 QUICK = {"task.options.max_number": 99, "task.options.max_ordinal": 20,
          "task.options.num_dates": 0, "train.batch_size": 8, "train.num_steps": 20,
          "train.log_every": 10, "train.eval_every": 20, "train.eval_batches": 1,
@@ -54,9 +63,10 @@ QUICK = {"task.options.max_number": 99, "task.options.max_ordinal": 20,
          "optimizer.warmup_steps": 0}
 
 
-def make_config(model: str, data_dir: str, quick: bool, num_steps: int = 0):
-  """configs/translation.py:model=<model>, with the quick overrides where the model has them."""
-  config = translation_config.get_config(f"model={model}")
+def make_config(model: str, data_dir: str, quick: bool, num_steps: int = 0, data: str = "items"):
+  """configs/translation.py:model=<model>,data=<data>, with the quick overrides where the
+  model has them."""
+  config = translation_config.get_config(f"model={model},data={data}")
   config.task.data_dir = data_dir
   if num_steps:
     config.optimizer.decay_steps = num_steps - config.optimizer.warmup_steps
@@ -71,18 +81,25 @@ def make_config(model: str, data_dir: str, quick: bool, num_steps: int = 0):
   return config
 
 
-def bucket_names() -> list[str]:
+def bucket_names(data: str = "items") -> list[str]:
   """Bucket labels: "1-20", "21-30", ..., ">45"."""
-  lows = (0, *BUCKETS[:-1])
-  return [f"{lo + 1}-{hi}" if hi < BUCKETS[-1] else f">{lo}"
-          for lo, hi in zip(lows, BUCKETS, strict=True)]
+  edges = BUCKETS[data][1]
+  lows = (0, *edges[:-1])
+  return [f"{lo + 1}-{hi}" if hi < edges[-1] else f">{lo}"
+          for lo, hi in zip(lows, edges, strict=True)]
 
 
-def score(rows: list[dict], decoder: str) -> dict:
+def source_length(text: str, data: str) -> int:
+  """The source's length in the data variant's unit (characters or words)."""
+  return len(text) if BUCKETS[data][0] == "characters" else len(vocab.tokenize(text, "word"))
+
+
+def score(rows: list[dict], decoder: str, data: str = "items") -> dict:
   """Corpus BLEU and exact-match rate (%), overall and per source-length bucket; counts."""
-  bucket = np.searchsorted(BUCKETS, [len(r["source"]) for r in rows], side="left")
+  lengths = [source_length(r["source"], data) for r in rows]
+  bucket = np.searchsorted(BUCKETS[data][1], lengths, side="left")
   groups = {"overall": rows, **{name: [r for r, k in zip(rows, bucket, strict=True) if k == b]
-                                for b, name in enumerate(bucket_names())}}
+                                for b, name in enumerate(bucket_names(data))}}
   out = {}
   for name, kept in groups.items():
     hyps, refs = [r[decoder] for r in kept], [r["reference"] for r in kept]
@@ -93,10 +110,10 @@ def score(rows: list[dict], decoder: str) -> dict:
   return out
 
 
-def table(results: dict, metric: str = "") -> str:
+def table(results: dict, metric: str = "", data: str = "items") -> str:
   """Markdown: beam BLEU (metric "") or exact match ("exact ") overall and by bucket, the
   greedy figure, and the mean log P(y | x) of the beam and greedy outputs."""
-  names = bucket_names()
+  names = bucket_names(data)
   first = next(iter(results.values()))["beam"]
   counts = " | ".join(f"{name} (n={first[f'n {name}']})" for name in names)
   what = "exact match %" if metric else "BLEU"
@@ -110,21 +127,22 @@ def table(results: dict, metric: str = "") -> str:
   return "\n".join(lines)
 
 
-def plot(results: dict, path: str) -> None:
+def plot(results: dict, path: str, data: str = "items") -> None:
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  names = bucket_names()
+  names = bucket_names(data)
   fig, ax = plt.subplots(figsize=(6, 4))
   for model, r in results.items():
     ax.plot(range(len(names)), [r["beam"][n] for n in names], marker="o",
             label=f"{MODELS[model]} ({r['beam']['overall']:.1f})")
   ax.set_xticks(range(len(names)), names)
-  ax.set_xlabel("source length (characters)")
+  ax.set_xlabel(f"source length ({BUCKETS[data][0]})")
   ax.set_ylabel("test BLEU (beam search)")
-  ax.set_title("English -> French numbers and dates: BLEU by source length", fontsize=9)
+  what = "sentences of 1-8 numbers and dates" if data == "long" else "numbers and dates"
+  ax.set_title(f"English -> French {what}: BLEU by source length", fontsize=9)
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
   fig.tight_layout()
@@ -136,11 +154,12 @@ def main(argv):
   del argv
   absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-  workdir = _WORKDIR.value
+  workdir, data = _WORKDIR.value, _DATA.value
   os.makedirs(workdir, exist_ok=True)
-  results = {}
+  name = "bleu_by_length" + ("_long" if data == "long" else "")
+  results, t0 = {}, time.perf_counter()
   for model in MODELS:
-    config = make_config(model, _DATA_DIR.value, _QUICK.value, _NUM_STEPS.value)
+    config = make_config(model, _DATA_DIR.value, _QUICK.value, _NUM_STEPS.value, data)
     config.lock()
     problem = problems.build_problem(config)
     print(f"== {model}: {config.train.num_steps} steps", flush=True)
@@ -148,17 +167,19 @@ def main(argv):
     rows = problem.decode_split(state["params"], "test")
     Path(workdir, model, "test_translations.json").write_text(
         json.dumps(rows, ensure_ascii=False, indent=0), "utf-8")
-    results[model] = {decoder: score(rows, decoder) for decoder in ("beam", "greedy")}
+    results[model] = {decoder: score(rows, decoder, data) for decoder in ("beam", "greedy")}
     for decoder in ("beam", "greedy"):
       results[model][f"logp_{decoder}"] = float(np.mean([r[f"logp_{decoder}"] for r in rows]))
-  text = table(results) + "\n\n" + table(results, "exact ")
-  Path(workdir, "bleu_by_length.md").write_text(
-      "Test BLEU (sacrebleu) and exact-match rate of the beam-search translations by source "
-      "length in characters; log P: mean model log-probability of the decoded outputs.\n\n"
-      + text + "\n")
-  plot(results, f"{workdir}/bleu_by_length.png")
+    text = table(results, data=data) + "\n\n" + table(results, "exact ", data)
+    Path(workdir, f"{name}.md").write_text(  # rewritten after each model
+        "Test BLEU (sacrebleu) and exact-match rate of the beam-search translations by source "
+        f"length in {BUCKETS[data][0]}; log P: mean model log-probability of the decoded "
+        f"outputs. {config.train.num_steps} training steps per model.\n\n" + text + "\n")
+    plot(results, f"{workdir}/{name}.png", data)
   print(text)
-  print(f"wrote {workdir}/bleu_by_length.md and {workdir}/bleu_by_length.png")
+  print(f"wrote {workdir}/{name}.md and {workdir}/{name}.png; wall time "
+        f"{time.perf_counter() - t0:.0f} s, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

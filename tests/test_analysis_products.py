@@ -93,3 +93,10 @@ def test_by_lag_ignores_the_invalid_entries():
   np.testing.assert_allclose(products.by_lag(values[None], "max"), [2.0, 5.0, 7.0])
   with pytest.raises(ValueError, match="known"):
     products.by_lag(values, "sum")
+
+
+def test_efolding_of_an_exponential_decay_is_its_time_constant():
+  tau = 7.3
+  slope, lag = products.efolding(-np.arange(60) / tau + 2.0)
+  np.testing.assert_allclose([slope, lag], [-1 / tau, tau], rtol=1e-9)
+  assert products.efolding(np.zeros(10))[1] == np.inf  # never falls by a factor e

@@ -61,6 +61,27 @@ def test_generated_test_items_never_appear_in_training(data_dir, lang):
       assert text(ex["target"]) == number_pairs.write(text(ex["key"]), lang)
 
 
+def test_joined_sentences_keep_held_out_items_held_out(data_dir):
+  task = data.get_task("translation_pairs", data_dir, join=5, max_length=400, **PAIRS)
+  splits = {s: read_all(task, s) for s in ("train", "validation", "test")}
+  items = {s: [text(ex["key"]).split(number_pairs.JOIN) for ex in exs] for s, exs in splits.items()}
+  flat = {s: {k for keys in groups for k in keys} for s, groups in items.items()}
+  assert not flat["train"] & flat["test"] and not flat["train"] & flat["validation"]
+  assert not flat["validation"] & flat["test"]
+  assert sum(len(g) for g in items.values()) == 401 + 60 + 150  # one sentence per item
+  counts = np.array([len(keys) for groups in items.values() for keys in groups])
+  assert counts.min() == 1 and counts.max() == 5 and 2.5 < counts.mean() < 3.5  # U{1..5}
+  assert all(len(set(keys)) == len(keys) for groups in items.values() for keys in groups)
+  for exs in splits.values():
+    for ex in exs:
+      keys = text(ex["key"]).split(number_pairs.JOIN)
+      assert text(ex["source"]).split(number_pairs.SEPARATOR) == [
+          number_pairs.write(k, "en") for k in keys]
+      assert text(ex["target"]) == "; ".join(number_pairs.write(k, "fr") for k in keys)
+  with pytest.raises(ValueError, match="join"):
+    data.get_task("translation_pairs", data_dir, join=0, **PAIRS)
+
+
 def test_tsv_pairs_split_by_source_and_encode_with_bos_eos(data_dir, tmp_path):
   path = tmp_path / "fra.txt"
   path.write_text("\n".join("\t".join(r) for r in TSV_ROWS) + "\n", "utf-8")

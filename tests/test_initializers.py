@@ -237,6 +237,42 @@ def test_lstm_default_forget_bias_is_one():
   np.testing.assert_array_equal(np.split(b, 4)[1], 1.0)
 
 
+@pytest.mark.parametrize("max_lag", [10.0, 200.0])
+def test_chrono_bias_is_log_of_uniform_1_to_max_lag_minus_1(max_lag):
+  u = np.exp(np.asarray(initializers.chrono_bias(KEY, 20_000, max_lag), np.float64))
+  assert 1.0 - 1e-5 <= u.min() < 1.1 and max_lag - 1.1 < u.max() <= max_lag - 1.0 + 1e-3
+  # U[1, T - 1]: mean T / 2, standard deviation (T - 2) / sqrt(12), +-5 standard errors.
+  np.testing.assert_allclose(u.mean(), max_lag / 2, atol=5 * (max_lag - 2) / np.sqrt(12 * 20_000))
+  with pytest.raises(ValueError, match="max_lag > 2"):
+    initializers.chrono_bias(KEY, 4, 2.0)
+
+
+def test_lstm_chrono_sets_b_f_and_b_i_to_minus_b_f_and_nothing_else():
+  H, T = 64, 50.0
+  plain = cells.make("lstm").init(KEY, 3, H)
+  params = cells.make("lstm", chrono=T).init(KEY, 3, H)
+  b_i, b_f, b_g, b_o = np.split(np.asarray(params["b"]), 4)
+  np.testing.assert_array_equal(b_f, initializers.chrono_bias(jax.random.fold_in(KEY, 2), H, T))
+  np.testing.assert_array_equal(b_i, -b_f)
+  np.testing.assert_array_equal(np.concatenate([b_g, b_o]), 0.0)
+  assert np.all((b_f >= 0) & (b_f <= np.log(T - 1) + 1e-6)) and b_f.std() > 0.3
+  for name in ("U", "W"):  # the weights are those of the plain init
+    np.testing.assert_array_equal(params[name], plain[name])
+  coupled = np.split(np.asarray(cells.make("lstm", chrono=T, coupled=True).init(KEY, 3, H)["b"]), 3)
+  np.testing.assert_array_equal(coupled[0], -b_f)  # f = 1 - sigma(b_i) = sigma(b_f)
+
+
+def test_gru_chrono_sets_the_update_gate_bias_only():
+  H, T = 64, 50.0
+  plain = cells.make("gru").init(KEY, 3, H)
+  params = cells.make("gru", chrono=T).init(KEY, 3, H)
+  b_r, b_z, b_n = np.split(np.asarray(params["b"]), 3)
+  np.testing.assert_array_equal(b_z, initializers.chrono_bias(jax.random.fold_in(KEY, 2), H, T))
+  np.testing.assert_array_equal(np.concatenate([b_r, b_n]), 0.0)
+  for name in ("U", "W"):
+    np.testing.assert_array_equal(params[name], plain[name])
+
+
 def test_zero_initialised_extras():
   p = cells.make("lstm", peephole=True, layer_norm=True).init(KEY, 3, 4)
   for name in ("p_i", "p_f", "p_o", "ln_c_bias"):

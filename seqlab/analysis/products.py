@@ -117,3 +117,21 @@ def by_lag(values: Array, reduce: str = "mean") -> Array:
   if reduce not in fns:
     raise ValueError(f"unknown reduce {reduce!r}; known: {sorted(fns)}")
   return fns[reduce](flat, axis=0)
+
+
+def efolding(log_norm: np.ndarray) -> tuple[float, float]:
+  """(slope of a log norm against the lag past the first lags, the first lag where it has
+  fallen by 1 = a factor e below lag 0, linearly interpolated; inf if it never does).
+
+  For log_norm[l] = -l / tau both are exact: slope -1 / tau, e-folding lag tau.
+  """
+  log_norm = np.asarray(log_norm, np.float64)
+  lags = np.arange(len(log_norm))
+  keep = np.isfinite(log_norm) & (lags >= max(2, len(lags) // 10))
+  slope = float(np.polyfit(lags[keep], log_norm[keep], 1)[0])
+  below = np.nonzero(log_norm <= log_norm[0] - 1.0)[0]
+  if below.size == 0:
+    return slope, float("inf")
+  j = int(below[0])
+  y0, y1 = log_norm[j - 1] - log_norm[0] + 1.0, log_norm[j] - log_norm[0] + 1.0
+  return slope, float(j - 1 + y0 / (y0 - y1))

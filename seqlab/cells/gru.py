@@ -30,11 +30,16 @@ def init(
     *,
     variant: str = "cho",
     layer_norm: bool = False,
+    chrono: float = 0.0,
     recurrent_init: str = "orthogonal",
     recurrent_scale: float = 1.0,
     dtype=jnp.float32,
 ) -> dict:
-  """U Xavier per gate, W by `recurrent_init` per gate, biases 0."""
+  """U Xavier per gate, W by `recurrent_init` per gate, biases 0.
+
+  `chrono` = T_max > 0: the update gate's bias b_z = log(U[1, T_max - 1]) (chrono
+  initialisation, Tallec & Ollivier 2018; z keeps h_{t-1}), the other biases 0.
+  """
   if variant not in VARIANTS:
     raise ValueError(f"unknown GRU variant {variant!r}; known variants: {list(VARIANTS)}")
   k_u, k_w = jax.random.split(key)
@@ -45,6 +50,9 @@ def init(
       ),
       "b": jnp.zeros((3 * hidden_size,), dtype),
   }
+  if chrono:
+    b_z = initializers.chrono_bias(jax.random.fold_in(key, 2), hidden_size, chrono, dtype)
+    params["b"] = params["b"].at[hidden_size : 2 * hidden_size].set(b_z)
   if variant == "torch":
     params["b_hn"] = jnp.zeros((hidden_size,), dtype)
   if layer_norm:

@@ -87,6 +87,18 @@ def recurrent_blocks(
   return jnp.concatenate(blocks, axis=1)
 
 
+def chrono_bias(key: Array, hidden_size: int, max_lag: float, dtype=jnp.float32) -> Array:
+  """Chrono initialisation (Tallec & Ollivier 2018): b = log(u), u ~ U[1, max_lag - 1] per unit.
+
+  A gate sigma(a + b) that keeps the state (LSTM forget, GRU update) then starts with a
+  characteristic memory of about u steps, spread over the lags up to max_lag.
+  """
+  if max_lag <= 2:
+    raise ValueError(f"chrono initialisation needs max_lag > 2, got {max_lag}")
+  u = jax.random.uniform(key, (hidden_size,), jnp.float32, 1.0, max_lag - 1.0)
+  return jnp.log(u).astype(dtype)
+
+
 def input_blocks(key: Array, input_size: int, hidden_size: int, num_blocks: int, dtype) -> Array:
   """U = [U_1 | ... | U_k], each [input, hidden] block Xavier-uniform (one per gate)."""
   keys = jax.random.split(key, num_blocks)

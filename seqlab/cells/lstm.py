@@ -56,6 +56,7 @@ def init(
     coupled: bool = False,
     layer_norm: bool = False,
     forget_bias: float = 1.0,
+    chrono: float = 0.0,
     recurrent_init: str = "orthogonal",
     recurrent_scale: float = 1.0,
     dtype=jnp.float32,
@@ -63,12 +64,18 @@ def init(
   """U Xavier per gate, W by `recurrent_init` per gate, b = 0 except b_f = forget_bias.
 
   For the coupled variant f = 1 - i, so the forget bias goes in as b_i = -forget_bias.
+  `chrono` = T_max > 0 replaces the constant forget bias by the chrono initialisation
+  b_f = log(U[1, T_max - 1]), b_i = -b_f (Tallec & Ollivier 2018).
   Peephole weights start at 0 (the cell starts as a standard LSTM).
   """
   gates = 3 if coupled else 4
   k_u, k_w = jax.random.split(key)
   b = jnp.zeros((gates, hidden_size), dtype)
-  b = b.at[0].set(-forget_bias) if coupled else b.at[1].set(forget_bias)
+  if chrono:
+    b_f = initializers.chrono_bias(jax.random.fold_in(key, 2), hidden_size, chrono, dtype)
+    b = b.at[0].set(-b_f) if coupled else b.at[0].set(-b_f).at[1].set(b_f)
+  else:
+    b = b.at[0].set(-forget_bias) if coupled else b.at[1].set(forget_bias)
   params = {
       "U": initializers.input_blocks(k_u, input_size, hidden_size, gates, dtype),
       "W": initializers.recurrent_blocks(

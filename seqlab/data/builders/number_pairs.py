@@ -8,6 +8,10 @@ Three kinds of item, each written out in words in both languages:
                          le vingt et un juillet mille neuf cent quatre-vingt-dix-neuf
                          der einundzwanzigste Juli neunzehnhundertneunundneunzig
 
+Long sentences (`joined`): several items of one split written one after the other,
+separated by SEPARATOR ("seventy-one; July twenty-first, nineteen ninety-nine"), the
+source lengths of Bahdanau et al.'s (2015) length study.
+
 German puts the units before the tens ("einundsiebzig" = one-and-seventy) and French
 and German put the day before the month, so alignment is not monotone. Every item has
 a key; the split of an item is decided by a hash of its key, so a held-out number or
@@ -22,6 +26,8 @@ from babel import dates
 from num2words import num2words
 
 LANGS = ("fr", "de")
+SEPARATOR = "; "  # between the items of a joined sentence, in every language
+JOIN = "|"  # between the item keys of a joined sentence's key
 
 
 def _month(date: datetime.date, lang: str) -> str:
@@ -74,3 +80,25 @@ def split_of(key: str, validation_fraction: float, test_fraction: float) -> str:
   if u < test_fraction + validation_fraction:
     return "validation"
   return "train"
+
+
+def write_joined(key: str, lang: str) -> str:
+  """A joined key ("cardinal:71|date:1999-07-21") written in `lang`, items separated."""
+  return SEPARATOR.join(write(k, lang) for k in key.split(JOIN))
+
+
+def joined(keys: list[str], max_items: int, validation_fraction: float, test_fraction: float,
+           seed: int) -> list[str]:
+  """Joined keys: per split, as many sentences as the split has items, each of 1..max_items
+  (uniform) distinct items of that split, so held-out items stay held out."""
+  rng = np.random.default_rng([seed, max_items])
+  by_split: dict[str, list[str]] = {}
+  for k in keys:
+    by_split.setdefault(split_of(k, validation_fraction, test_fraction), []).append(k)
+  out = []
+  for split in sorted(by_split):
+    items = by_split[split]
+    for _ in items:
+      count = min(int(rng.integers(1, max_items + 1)), len(items))
+      out.append(JOIN.join(items[j] for j in rng.choice(len(items), count, replace=False)))
+  return out

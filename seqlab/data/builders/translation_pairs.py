@@ -33,6 +33,7 @@ class TranslationConfig(tfds.core.BuilderConfig):
   max_number: int = 9_999
   max_ordinal: int = 999
   num_dates: int = 5_000
+  join: int = 1  # generated pairs: each sentence joins 1..join items (number_pairs.joined)
   max_length: int = 200  # characters, source and target alike
   on_error: str = "raise"  # or "skip": bad rows and too-long pairs are skipped and counted
   validation_fraction: float = 0.1
@@ -60,6 +61,8 @@ class TranslationPairs(builder.Builder):
     files.check_on_error(c.on_error)
     if c.path is None and c.target_lang not in number_pairs.LANGS:
       raise ValueError(f"target_lang must be one of {number_pairs.LANGS}, got {c.target_lang!r}")
+    if c.join < 1:
+      raise ValueError(f"join (items per generated sentence, at most) must be >= 1, got {c.join}")
     if c.path is None:
       return {"source_lang": "en", "target_lang": c.target_lang}
     return {"path": str(c.path)}
@@ -69,8 +72,11 @@ class TranslationPairs(builder.Builder):
     c = self.builder_config
     if c.path is None:
       keys = number_pairs.item_keys(c.max_number, c.max_ordinal, c.num_dates, c.seed)
+      if c.join > 1:  # the split of a joined sentence is that of its items (its first's)
+        keys = number_pairs.joined(keys, c.join, c.validation_fraction, c.test_fraction, c.seed)
       rows = [
-          (k, k, [number_pairs.write(k, "en"), number_pairs.write(k, c.target_lang)])
+          (k.split(number_pairs.JOIN)[0], k,
+           [number_pairs.write_joined(k, "en"), number_pairs.write_joined(k, c.target_lang)])
           for k in tqdm.tqdm(keys, desc=f"writing en-{c.target_lang} pairs", unit=" pairs")
       ]
     else:
