@@ -46,6 +46,8 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cache
 _QUICK = flags.DEFINE_bool("quick", False, "Smoke run: tiny data, tiny models, 20 steps.")
 _DATA = flags.DEFINE_enum("data", "items", ["items", "long"], "configs/translation.py's data "
                           "variant: one item a sentence (characters) or 1..8 items (words).")
+_MODELS = flags.DEFINE_list("models", ["attention", "noattention", "transformer"],
+                            "Which models (separate processes may train one each).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", 0, "Training steps of every model (and the "
                                   "length of its learning-rate decay); 0: the config's.")
 
@@ -150,6 +152,12 @@ def plot(results: dict, path: str, data: str = "items") -> None:
   plt.close(fig)
 
 
+def _last_change(run: Path) -> float:
+  """The newest modification time of anything in a run's workdir but its decoded outputs."""
+  return max((f.stat().st_mtime for f in run.rglob("*") if f.name != "test_translations.json"),
+             default=0.0)
+
+
 def main(argv):
   del argv
   absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
@@ -158,15 +166,18 @@ def main(argv):
   os.makedirs(workdir, exist_ok=True)
   name = "bleu_by_length" + ("_long" if data == "long" else "")
   results, t0 = {}, time.perf_counter()
-  for model in MODELS:
+  for model in _MODELS.value:
     config = make_config(model, _DATA_DIR.value, _QUICK.value, _NUM_STEPS.value, data)
     config.lock()
     problem = problems.build_problem(config)
     print(f"== {model}: {config.train.num_steps} steps", flush=True)
     state = loop.train(problem, config, f"{workdir}/{model}")  # resumes or loads a finished run
-    rows = problem.decode_split(state["params"], "test")
-    Path(workdir, model, "test_translations.json").write_text(
-        json.dumps(rows, ensure_ascii=False, indent=0), "utf-8")
+    decoded = Path(workdir, model, "test_translations.json")
+    if decoded.exists() and decoded.stat().st_mtime > _last_change(Path(workdir, model)):
+      rows = json.loads(decoded.read_text("utf-8"))  # decoded after the run's last checkpoint
+    else:
+      rows = problem.decode_split(state["params"], "test")
+      decoded.write_text(json.dumps(rows, ensure_ascii=False, indent=0), "utf-8")
     results[model] = {decoder: score(rows, decoder, data) for decoder in ("beam", "greedy")}
     for decoder in ("beam", "greedy"):
       results[model][f"logp_{decoder}"] = float(np.mean([r[f"logp_{decoder}"] for r in rows]))
