@@ -7,7 +7,9 @@ Translate: python -m seqlab.main --config=configs/translation.py --workdir=runs/
                --mode=translate --sentence="three hundred and twelve" \
                --sentence="March first, nineteen eighty-four"
 Variants:  model in {attention, noattention, transformer}; attention in {additive, dot, general};
-           e.g. configs/translation.py:model=transformer, configs/translation.py:attention=dot
+           e.g. configs/translation.py:model=transformer, configs/translation.py:attention=dot;
+           data in {items, long}: long = sentences of 1..8 items joined by "; " (1-79 words,
+           4-358 characters), word level: configs/translation.py:model=noattention,data=long
 Scheduled sampling (recurrent decoder): --config.train.teacher_forcing=inverse_sigmoid
            --config.train.teacher_forcing_k=300 (or linear with k = slope, exponential k < 1)
 Runtime:   1000 steps, batch 64, characters, measured on 2 CPU cores shared with other jobs
