@@ -183,14 +183,22 @@ def write_report(task: str, results: dict, seeds, steps: int, quick: bool,
           f"{table}\nLoss / baseline: the final validation loss over the memoryless baseline "
           "(1: nothing remembered, solved: < 0.1). All: Adam, clip_norm 1, cosine learning-rate "
           f"decay to lr / 10, batch 32, H = {16 if quick else recipe['hidden']}; chrono init: "
-          "T_max = the sequence length; curriculum (copy): the same run trains at delays "
-          f"{' -> '.join(f'{f:g} T' for f, _ in recipe['curriculum'])} for "
-          f"{' / '.join(f'{s:.0%}' for _, s in recipe['curriculum'])} of the steps. Each row "
-          "is one vmapped program training all seeds (compile and train seconds on a shared "
-          "2-core CPU).\n")
+          f"T_max = the sequence length{curriculum_text(task, curriculum)}. Each row is one "
+          "vmapped program training all seeds (compile and train seconds on a shared 2-core "
+          "CPU).\n")
   report.write_text(_OUTPUT_DIR.value, f"study8_long_lags_{task}.md", text)
   plot(task, results, keys)
   return table
+
+
+def curriculum_text(task: str, curriculum: bool) -> str:
+  """'; curriculum: ...' for the table's note, or '' when the run has one stage."""
+  plan = RECIPES[task]["curriculum"]
+  if not curriculum or len(plan) == 1:
+    return ""
+  return ("; curriculum: every cell's run trains at delays "
+          f"{' -> '.join(f'{f:g} T' for f, _ in plan)} for "
+          f"{' / '.join(f'{s:.0%}' for _, s in plan)} of the steps")
 
 
 def plot(task: str, results: dict, keys: list[str]) -> None:

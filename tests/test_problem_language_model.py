@@ -77,3 +77,15 @@ def test_char_lm_trains_completes_and_samples(tmp_path, data_dir):
   translate = run("--mode=translate", "--sentence=hello")
   assert translate.returncode != 0
   assert "--mode=translate is not available for task 'char_corpus'" in translate.stderr
+
+
+def test_char_lstm_large_variant_sets_size_and_schedule():
+  from seqlab.sweep import studies
+
+  large = studies.load_config("char_lstm.py", "size=large")
+  assert (large.model.hidden_size, large.model.embed_size) == (512, 64)
+  assert large.optimizer.decay_steps == large.train.num_steps == 6000
+  assert large.optimizer.end_learning_rate == pytest.approx(large.optimizer.learning_rate / 10)
+  assert studies.load_config("char_lstm.py").model.hidden_size == 256
+  with pytest.raises(ValueError, match="size variant 'huge'"):
+    studies.load_config("char_lstm.py", "size=huge")

@@ -202,3 +202,12 @@ def test_end_to_end_train_and_report(tmp_path, data_dir, model):
                 "--sentence=seven")
     lines = [line for line in out.splitlines() if " -> " in line]
     assert [line.split(" -> ")[0] for line in lines] == ["forty-two", "seven"]
+
+
+def test_long_data_variant_reads_joined_sentences_at_word_level():
+  config = translation_config.get_config("model=noattention,data=long")
+  assert (config.task.options.join, config.task.options.level) == (8, "word")
+  assert config.decode.max_len == config.model.max_length == translation_config.LONG_MAX_TOKENS
+  assert "join" not in translation_config.get_config("model=transformer").task.options
+  with pytest.raises(ValueError, match="data variant 'short'"):
+    translation_config.get_config("data=short")
