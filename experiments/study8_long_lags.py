@@ -22,7 +22,8 @@ Score: the final validation loss over the memoryless baseline (copy: n log A / (
 nats per step; adding: MSE 1/6); solved: below 0.1. Each (T, cell) is one program; finished
 programs are kept in <output_dir>/study8_long_lags_<task>.json (the table and figure are
 rewritten after each, so a run stopped early leaves a partial table, and a rerun with the
-same settings skips what is done). Writes study8_long_lags_<task>.png and .md.
+same settings skips what is done; --report_only rewrites the table and figure from what is
+done). Writes study8_long_lags_<task>.png and .md.
 """
 
 import json
@@ -45,6 +46,8 @@ _LENGTHS = flags.DEFINE_list("lengths", [], "T values (default: the task's, see 
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, swept in one program.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Adam steps per program (0: the task's).")
 _CURRICULUM = flags.DEFINE_bool("curriculum", True, "Train copy through the delay curriculum.")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Train nothing: rewrite the table and "
+                                 "figure from the finished programs in the output_dir's JSON.")
 SOLVED = 0.1  # loss / baseline below this counts as solved
 
 # task -> config file, its length variant, lengths T, steps, hidden size, quality metric,
@@ -142,6 +145,8 @@ def main(argv):
   for T in lengths:
     for cell in cells:
       key = f"{T} {cell}"
+      if key not in results and _REPORT_ONLY.value:
+        continue
       if key not in results:
         results[key] = run_one(task, T, cell, seeds, steps, quick, curriculum)
         report.write_text(_OUTPUT_DIR.value, os.path.basename(cache),
