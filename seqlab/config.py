@@ -24,6 +24,7 @@ def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
   m = ml_collections.ConfigDict()
   m.name, m.pattern, m.cell, m.cell_options = "rnn", pattern, family, options
   m.hidden_size = hidden_size
+  m.backend = "scan"  # "cudnn": the LSTM layer through cuDNN, single runs on a CUDA GPU
   if embed_size is not None:
     m.embed_size = embed_size
     m.vocab_size = config_dict.placeholder(int)  # fixed by the data

@@ -54,6 +54,9 @@ def lstm(params: dict, carry: lstm_cell.LSTMState, xs: Array,
   final carry is the state after each sequence's last real step.
   """
   I, H = check_params(params)
+  if not available():
+    raise ValueError(f"the cuDNN LSTM needs a CUDA GPU; JAX's backend here is "
+                     f"{jax.default_backend()!r}: use the scan backend")
   ys, h_n, c_n = rnn.lstm(
       xs.astype(jnp.float32), carry.h[None].astype(jnp.float32),
       carry.c[None].astype(jnp.float32), pack_weights(params), _lengths(xs, lengths),
