@@ -23,6 +23,7 @@ from seqlab.problems.captioning import Captioning, scheduled_logits
 from seqlab.problems.classification import Classification, pool
 from seqlab.problems.regression import Regression
 from seqlab.problems.series import SeriesPrediction
+from seqlab.problems.tagging import Tagging
 from seqlab.problems.tree import TreeClassification
 from seqlab.train import loop
 from seqlab.train.checkpoint import config_differences
@@ -279,6 +280,40 @@ def test_captioning_loss_exact_match_and_scheduled_sampling(data_dir):
   got = problem.summarize({"xent": 6.0, "correct": 3.0, "tokens": 4.0, "exact": 1.0,
                            "captions": 2.0})
   assert got == pytest.approx({"loss": 1.5, "token_accuracy": 0.75, "exact_match": 0.5})
+
+
+# ---------------------------------------------------------------------------
+# Copy (tagging every step).
+# ---------------------------------------------------------------------------
+
+
+def test_copy_loss_and_accuracy_by_hand(data_dir):
+  """loss = sum mask * -log softmax(o_t)[y_t] / sum mask; accuracy counts the informative
+  steps only (target != blank), so predicting blanks everywhere scores 0."""
+  model = {"name": "rnn", "cell": "gru", "hidden_size": 8}
+  problem = Tagging(_config(data_dir, "copy", {**SMALL, "delay": 3, "num_symbols": 2}, model))
+  batch = dict(next(problem.train_batches(0, 0)))
+  mask = np.array(batch["mask"], bool)
+  mask[0, -3:] = mask[1, -1] = False  # as if those steps were padding
+  batch["mask"] = mask
+  assert (np.asarray(batch["targets"]) == 0).any()  # blanks are due somewhere
+  params = jax.tree.map(lambda a: 3.0 * a, problem.init(jax.random.key(2), batch))
+  logits = np.asarray(problem.logits(params, batch), np.float64)
+  log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  targets = np.asarray(batch["targets"])
+  nll = -np.take_along_axis(log_p, targets[..., None], -1)[..., 0]
+  loss, _ = problem.loss(params, batch, None, {}, 0)
+  assert float(loss) == pytest.approx(nll[mask].mean(), rel=1e-5)
+  sums, _ = problem.eval_sums(params, batch, {})
+  informative = mask & (targets != 0)
+  right = (logits.argmax(-1) == targets) & informative
+  assert float(sums["xent"]) == pytest.approx(nll[mask].sum(), rel=1e-5)
+  assert (float(sums["steps"]), float(sums["informative"])) == (mask.sum(), informative.sum())
+  assert float(sums["correct"]) == right.sum()
+  got = problem.summarize({k: float(v) for k, v in sums.items()})
+  assert got["accuracy"] == pytest.approx(right.sum() / informative.sum())
+  baseline = problem.task.metadata["baseline"]
+  assert got["loss_vs_baseline"] == pytest.approx(nll[mask].mean() / baseline, rel=1e-5)
 
 
 # ---------------------------------------------------------------------------
