@@ -106,4 +106,11 @@ def base_config() -> ml_collections.ConfigDict:
   #   (1e-3, 3e-3)), ("seed", (0, 1, 2))); paths: seed, optimizer.<learning_rate|clip_norm|
   #   clip_value|weight_decay>, model.* and train.* fields that only change initial values
   c.sweep.mode = "grid"  # grid: every combination | zip: the i-th values of every axis together
+
+  # Devices (seqlab.train.mesh), over every process's devices after jax.distributed.initialize.
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.pop = -1  # sweeps: devices that split the members, padded to a multiple (-1: all
+  #   the devices `data` leaves)
+  c.mesh.data = 1  # devices that split each training batch, params replicated (-1: all the
+  #   devices `pop` leaves; a single run uses only this axis)
   return c
