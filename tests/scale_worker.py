@@ -2,7 +2,9 @@
 several processes joined by jax.distributed): a 6-member sweep and a data-parallel run of a
 tiny copy-task GRU. Results go to an .npz (process 0 only).
 
-    JAX_NUM_CPU_DEVICES=4 python tests/scale_worker.py sweep OUT.npz DATA_DIR [host:port N i]
+    JAX_NUM_CPU_DEVICES=4 python tests/scale_worker.py OUT_DIR DATA_DIR [host:port N i]
+
+writes OUT_DIR/sweep.npz and OUT_DIR/run.npz (the run's workdir: OUT_DIR/run).
 """
 
 import sys
@@ -71,17 +73,16 @@ def _leaves(tree) -> list[np.ndarray]:
 
 
 def main(argv: list[str]) -> None:
-  what, out, data_dir, *cluster = argv[1:]
+  out, data_dir, *cluster = argv[1:]
   import jax
   if cluster:
     address, n, i = cluster
     jax.distributed.initialize(address, int(n), int(i))
-  if what == "sweep":
-    results = run_sweep(data_dir)
-  else:
-    results = run_single(data_dir, f"{out}.workdir", data=-1)
+  sweep = run_sweep(data_dir)
+  run = run_single(data_dir, f"{out}/run", data=-1)
   if jax.process_index() == 0:
-    np.savez(out, **results)
+    np.savez(f"{out}/sweep.npz", **sweep)
+    np.savez(f"{out}/run.npz", **run)
 
 
 if __name__ == "__main__":
