@@ -44,6 +44,7 @@ class Population:
   problems: list[Any]
   inject: tuple[str, ...]  # optimizer fields held in the optimizer state
   mesh: Mesh  # (pop, data): members along pop, each batch along data
+  compiled: dict = dataclasses.field(default_factory=dict, repr=False)  # programs, built once
 
   @property
   def size(self) -> int:
@@ -87,12 +88,19 @@ def build(config: ml_collections.ConfigDict, problem=None, mesh: Mesh | None = N
           ) -> Population:
   """The population of config.sweep (one member when it has no axes) on `mesh` (default:
   the mesh config.mesh describes)."""
-  members = space.members(config)
-  kinds = {p: space.axis_kind(p) for p, _ in space.axes(config)}
+  return from_members(config, space.members(config), problem, mesh)
+
+
+def from_members(config: ml_collections.ConfigDict, members: list[dict[str, Any]], problem=None,
+                 mesh: Mesh | None = None) -> Population:
+  """The population of `config` with each member's {path: value} set (paths whose values
+  differ must be sweepable in one program: `space.axis_kind`)."""
   configs = [space.member_config(config, m) for m in members]
   problem = problem or problems.build_problem(configs[0])
   member_problems = [_member_problem(problem, c) for c in configs]
-  inject = tuple(p.split(".", 1)[1] for p, k in kinds.items() if k == "optimizer")
+  varying = {p for m in members for p in m if len({repr(n.get(p)) for n in members}) > 1}
+  kinds = {p: space.axis_kind(p) for p in varying}
+  inject = tuple(sorted(p.split(".", 1)[1] for p, k in kinds.items() if k == "optimizer"))
   mesh = mesh or mesh_lib.make(config.mesh, sweep=True)
   return Population(members, configs, member_problems, inject, mesh)
 
@@ -212,7 +220,10 @@ def train(
     batch = next(data)
     if k == 0:
       c0 = time.perf_counter()
-      step = program(pop, batch).lower(state, batch, seeds).compile()
+      key = str(jax.tree.map(lambda a: a.shape, batch))
+      if key not in pop.compiled:  # a population trained in chunks compiles once
+        pop.compiled[key] = program(pop, batch).lower(state, batch, seeds).compile()
+      step = pop.compiled[key]
       compile_s = time.perf_counter() - c0
     state, metrics = step(state, batch, seeds)
     history.append(metrics)
@@ -266,14 +277,17 @@ def evaluate(pop: Population, params: Any, split: str = "validation",
   `params` stacked [rows, ...] on the mesh, the evaluation batches replicated."""
   problem = pop.problem
   rows = NamedSharding(pop.mesh, P(mesh_lib.POP))
-  sums_fn = jax.jit(jax.vmap(problem.eval_sums, in_axes=(0, None, 0)), out_shardings=rows)
+  if "eval" not in pop.compiled:  # jitted once per population (a search evaluates often)
+    pop.compiled["eval"] = (
+        jax.jit(jax.vmap(problem.init_extra, in_axes=(0, None)), out_shardings=rows),
+        jax.jit(jax.vmap(problem.eval_sums, in_axes=(0, None, 0)), out_shardings=rows))
+  init_extra_fn, sums_fn = pop.compiled["eval"]
   totals: dict[str, np.ndarray] = {}
   extra = None
   for batch in itertools.islice(problem.eval_batches(split), max_batches):
     batch = mesh_lib.replicate(batch, pop.mesh)
     if extra is None:
-      extra = jax.jit(jax.vmap(problem.init_extra, in_axes=(0, None)),
-                      out_shardings=rows)(params, batch)
+      extra = init_extra_fn(params, batch)
     sums, extra = sums_fn(params, batch, extra)
     for name, value in mesh_lib.to_host(sums).items():
       totals[name] = totals.get(name, 0.0) + np.asarray(value, np.float64)
