@@ -41,6 +41,9 @@ def open_study(config: ml_collections.ConfigDict, name: str, url: str) -> optuna
       raise ValueError(f"unknown config.search.{field} {s[field]!r}; known: {list(known)}")
   search_space.parse(config)
   engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+  given = url
+  if url.startswith(("postgresql://", "postgres://")):  # the driver installed with seqlab
+    url = "postgresql+psycopg://" + url.split("://", 1)[1]
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     try:
@@ -49,7 +52,7 @@ def open_study(config: ml_collections.ConfigDict, name: str, url: str) -> optuna
           heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
               max_retry=s.max_retry))
     except Exception as e:  # sqlalchemy/driver errors: a bad URL, no server, no permission
-      raise ConnectionError(f"cannot open the study storage {_shown(url)}: "
+      raise ConnectionError(f"cannot open the study storage {_shown(given)}: "
                             f"{type(e).__name__}: {e}") from e
   sampler = SAMPLERS[s.sampler](seed=config.seed)
   study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
