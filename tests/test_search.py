@@ -97,6 +97,8 @@ def test_a_killed_workers_trials_are_retried(data_dir, tmp_path):
       break
     time.sleep(0.2)
   assert running, "the worker never started a batch"
+  time.sleep(1.5)  # a heartbeat interval: the batch is training now (compiling takes longer)
+  assert doomed.poll() is None, "the worker finished before it could be killed"
   doomed.send_signal(signal.SIGKILL)
   doomed.communicate()
   _finish(_worker(data_dir, url, 3, batch=3))
@@ -150,3 +152,22 @@ def test_program_keys_split_shapes_not_numbers():
   assert key({"model.cell_options.recurrent_scale": 0.9}) == ()  # a float initial value
   assert key({"model.cell": "lstm", "task.options.delay": 5}) == (
       ("model.cell", "'lstm'"), ("task.options.delay", "5"))
+
+
+def test_trials_below_the_median_are_pruned_at_an_evaluation_point(data_dir, tmp_path):
+  """Five finished trials reported 0 at step 2: ours (loss > 0 there) stop at step 2 of 4."""
+  config = scale_worker.tiny_config(data_dir, num_steps=4, eval_every=2).unlock()
+  config.search.space = SPACE[:1]
+  study = search.open_study(config, "p", f"sqlite:///{tmp_path}/p.db")
+  dist = optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)
+  for _ in range(5):
+    study.add_trial(optuna.create_trial(params={"optimizer.learning_rate": 1e-2},
+                                        distributions={"optimizer.learning_rate": dist},
+                                        value=0.0, intermediate_values={2: 0.0}))
+  trials = search._ask(study, 2)
+  values = [{"optimizer.learning_rate": lr} for lr in (1e-2, 3e-2)]
+  search._train_group(config, study, trials, values)
+  ours = study.trials[5:]
+  assert [t.state for t in ours] == [TrialState.PRUNED] * 2
+  assert all(list(t.intermediate_values) == [2] for t in ours)  # stopped after step 2
+  assert all(t.intermediate_values[2] > 0.5 for t in ours)  # the validation loss at step 2

@@ -44,22 +44,34 @@ def open_study(config: ml_collections.ConfigDict, name: str, url: str) -> optuna
   given = url
   if url.startswith(("postgresql://", "postgres://")):  # the driver installed with seqlab
     url = "postgresql+psycopg://" + url.split("://", 1)[1]
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    try:
-      storage = optuna.storages.RDBStorage(
-          url, engine_kwargs=engine, heartbeat_interval=s.heartbeat_s,
-          heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-              max_retry=s.max_retry))
-    except Exception as e:  # sqlalchemy/driver errors: a bad URL, no server, no permission
-      raise ConnectionError(f"cannot open the study storage {_shown(given)}: "
-                            f"{type(e).__name__}: {e}") from e
-  sampler = SAMPLERS[s.sampler](seed=config.seed)
+  storage = _storage(url, given, engine, s.heartbeat_s, s.max_retry)
+  sampler = SAMPLERS[s.sampler]()  # unseeded: workers must not draw the same values
   study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
                               pruner=PRUNERS[s.pruner](), direction=s.direction,
                               load_if_exists=True)
   study.set_user_attr("metric", s.metric)
   return study
+
+
+def _storage(url: str, given: str, engine: dict, heartbeat_s: int, max_retry: int,
+             attempts: int = 5) -> optuna.storages.RDBStorage:
+  """The RDB storage with heartbeats; retried while another worker creates the same tables."""
+  attempt = 0
+  while True:
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine, heartbeat_interval=heartbeat_s,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=max_retry))
+    except Exception as e:  # sqlalchemy/driver errors: a bad URL, no server, no permission
+      attempt += 1
+      if "already exists" in str(e) and attempt < attempts:  # two workers started at once
+        time.sleep(1.0)
+        continue
+      raise ConnectionError(f"cannot open the study storage {_shown(given)}: "
+                            f"{type(e).__name__}: {e}") from e
 
 
 def _shown(url: str) -> str:
@@ -104,9 +116,15 @@ def work(config: ml_collections.ConfigDict, study: optuna.Study, trials: int,
 
 
 def _ask(study: optuna.Study, k: int) -> list[optuna.Trial]:
+  """k trials (retries first), each with a first heartbeat at once: a trial that never beat
+  is never found stale, so a worker killed before its first beat would strand it."""
+  trials = []
   with warnings.catch_warnings():  # heartbeats are recorded here, outside Study.optimize
     warnings.filterwarnings("ignore", message="Heartbeat of storage")
-    return [study.ask() for _ in range(k)]
+    for _ in range(k):
+      trials.append(study.ask())
+      study._storage.record_heartbeat(trials[-1]._trial_id)
+  return trials
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, trials: int) -> bool:
