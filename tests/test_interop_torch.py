@@ -114,18 +114,18 @@ def xs():
   return np.random.default_rng(42).normal(size=(B, T, I)).astype(np.float32)
 
 
-@pytest.mark.parametrize(
-    "mode, num_layers, bidirectional, bias, nonlinearity",
-    [
-        ("lstm", 2, True, True, "tanh"),
-        ("lstm", 1, False, False, "tanh"),
-        ("gru", 2, True, True, "tanh"),
-        ("gru", 1, False, False, "tanh"),
-        ("rnn", 2, True, True, "tanh"),
-        ("rnn", 2, True, True, "relu"),
-        ("rnn", 1, False, False, "relu"),
-    ],
+MODULES = (  # mode, num_layers, bidirectional, bias, nonlinearity
+    ("lstm", 2, True, True, "tanh"),
+    ("lstm", 1, False, False, "tanh"),
+    ("gru", 2, True, True, "tanh"),
+    ("gru", 1, False, False, "tanh"),
+    ("rnn", 2, True, True, "tanh"),
+    ("rnn", 2, True, True, "relu"),
+    ("rnn", 1, False, False, "relu"),
 )
+
+
+@pytest.mark.parametrize("mode, num_layers, bidirectional, bias, nonlinearity", MODULES)
 def test_matches_torch_equations(xs, mode, num_layers, bidirectional, bias, nonlinearity):
   sd = random_state_dict(mode, num_layers, bidirectional, bias, seed=num_layers)
   want = torch_reference(mode, sd, xs, num_layers, bidirectional, nonlinearity)
@@ -220,15 +220,7 @@ def test_errors_name_the_culprit_key(sd, kwargs, error, match):
 # ---- against real torch.nn (when torch is installed: pip install -e ".[bench]") ----
 
 
-@pytest.mark.parametrize(
-    "mode, num_layers, bidirectional, bias, nonlinearity",
-    [
-        ("lstm", 2, True, True, "tanh"),
-        ("gru", 2, True, True, "tanh"),
-        ("gru", 1, False, False, "tanh"),
-        ("rnn", 2, True, True, "relu"),
-    ],
-)
+@pytest.mark.parametrize("mode, num_layers, bidirectional, bias, nonlinearity", MODULES)
 def test_matches_real_torch_modules(xs, mode, num_layers, bidirectional, bias, nonlinearity):
   """torch.nn.LSTM / GRU / RNN (torch's own init, its state_dict) == seqlab on the import."""
   torch = pytest.importorskip(
