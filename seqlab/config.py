@@ -24,6 +24,7 @@ def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
   m = ml_collections.ConfigDict()
   m.name, m.pattern, m.cell, m.cell_options = "rnn", pattern, family, options
   m.hidden_size = hidden_size
+  m.backend = "scan"  # "cudnn": the LSTM layer through cuDNN, single runs on a CUDA GPU
   if embed_size is not None:
     m.embed_size = embed_size
     m.vocab_size = config_dict.placeholder(int)  # fixed by the data
@@ -106,4 +107,25 @@ def base_config() -> ml_collections.ConfigDict:
   #   (1e-3, 3e-3)), ("seed", (0, 1, 2))); paths: seed, optimizer.<learning_rate|clip_norm|
   #   clip_value|weight_decay>, model.* and train.* fields that only change initial values
   c.sweep.mode = "grid"  # grid: every combination | zip: the i-th values of every axis together
+
+  # Search on Optuna (python -m seqlab.sweep --search=optuna): trials asked in batches, each
+  # batch trained as vmapped populations (one program per shape), pruned at evaluation points.
+  c.search = ml_collections.ConfigDict()
+  c.search.space = ()  # ((path, kind, *args), ...): kinds log_uniform (low, high) | uniform
+  #   (low, high) | int (low, high) | choice ((values, ...),); e.g. (("optimizer.learning_rate",
+  #   "log_uniform", 1e-4, 1e-2), ("model.hidden_size", "choice", (32, 64)))
+  c.search.sampler = "tpe"  # tpe | random
+  c.search.pruner = "median"  # median (stop a trial below the median at an evaluation) | none
+  c.search.metric = "loss"  # the validation metric to optimize
+  c.search.direction = "minimize"  # minimize | maximize
+  c.search.batch = 8  # trials asked at once and trained together
+  c.search.heartbeat_s = 30  # a worker silent for 2x this is taken as dead: its trials retried
+  c.search.max_retry = 2  # retries of a trial whose worker died
+
+  # Devices (seqlab.train.mesh), over every process's devices after jax.distributed.initialize.
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.pop = -1  # sweeps: devices that split the members, padded to a multiple (-1: all
+  #   the devices `data` leaves)
+  c.mesh.data = 1  # devices that split each training batch, params replicated (-1: all the
+  #   devices `pop` leaves; a single run uses only this axis)
   return c

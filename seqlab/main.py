@@ -4,7 +4,9 @@
     python -m seqlab.main --config=configs/char_lstm.py --workdir=runs/char --mode=complete \
         --prefix="Romeo:" --prefix="deep lea"
 
-Rerunning a train command resumes from the workdir's latest checkpoint.
+Rerunning a train command resumes from the workdir's latest checkpoint. Devices:
+--config.mesh.data=-1 splits each batch over all devices; many processes: see
+seqlab/train/distributed.py (--coordinator_address, --num_processes, --process_id).
 """
 
 import logging
@@ -14,7 +16,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from seqlab import problems
-from seqlab.train import loop, modes
+from seqlab.train import distributed, loop, modes
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -32,11 +34,12 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:  # orbax and jax log every save at INFO
     absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+  distributed.initialize()
   config, workdir = _CONFIG.value, _WORKDIR.value
   problem = problems.build_problem(config)
   if _MODE.value == "train":
-    loop.train(problem, config, workdir)
-    modes.after_training(problem, config, workdir)
+    state = loop.train(problem, config, workdir)
+    modes.after_training(problem, config, workdir, state["params"])
   else:
     modes.run(_MODE.value, problem, config, workdir, prefixes=_PREFIX.value,
               sentences=_SENTENCE.value)

@@ -13,6 +13,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from seqlab import fused as fused_path
+
 Array = jax.Array
 Step = Callable[[Any, Any, Any], tuple[Any, Any]]
 
@@ -68,6 +70,7 @@ def scan(
     reverse: bool = False,
     unroll: int = 1,
     return_carries: bool = False,
+    fused: bool = True,
 ):
   """Run `step` over time: returns (final_carry, ys) or (final_carry, ys, carries).
 
@@ -83,6 +86,9 @@ def scan(
       is reversed within its own length); outputs stay at their original positions.
     unroll: how many steps `lax.scan` unrolls per loop iteration.
     return_carries: also return every step's carry h_1..h_T, leaves [B, T, ...].
+    fused: use the cell's whole-sequence fast path (`seqlab.fused`: elman, lstm, gru
+      steps; same values and gradients, dW as one GEMM) when it has one and
+      return_carries is False; False: always the plain scan of `step`.
 
   Returns:
     The final carry, the outputs ys [B, T, ...], and the carries if asked.
@@ -90,6 +96,16 @@ def scan(
   if lengths is not None and reverse:
     xs = reverse_within_lengths(xs, lengths)
   xs_t = time_major(xs)
+  run = fused_path.runner(step, unroll) if fused and not return_carries else None
+  if run is not None:
+    real = None if lengths is None else length_mask(lengths, num_steps(xs)).T
+    flip = (lambda t: jax.tree.map(lambda a: jnp.flip(a, 0), t)) if reverse and lengths is None \
+        else (lambda t: t)
+    carry, ys = run(params, carry, flip(xs_t), real)
+    ys = batch_major(flip(ys))
+    if lengths is not None and reverse:
+      ys = reverse_within_lengths(ys, lengths)
+    return carry, ys
 
   if lengths is None:
     def body(h, x_t):

@@ -35,9 +35,16 @@ def assert_vmap_over_params(model, inputs: tuple, members: int = 3, atol: float 
   assert not np.allclose(out[0], out[1])  # the members really differ
 
 
-def assert_bfloat16_close(model_f32, model_bf16, variables, inputs: tuple, atol: float = 0.1):
-  """The bfloat16 model on the same float32 params agrees loosely with float32."""
+# bfloat16 keeps 8 significant bits (unit roundoff 2^-8 ~ 0.004); measured on the models
+# tested here (GRU RNN, Jordan, bidirectional GRU; T = 6, outputs of median size ~0.24):
+# max |bf16 - f32| ~ 0.007. The tolerance is ~3x that.
+BF16_ATOL, BF16_RTOL = 2e-2, 1e-2
+
+
+def assert_bfloat16_close(model_f32, model_bf16, variables, inputs: tuple,
+                          atol: float = BF16_ATOL, rtol: float = BF16_RTOL):
+  """The bfloat16 model on the same float32 params agrees with float32 to bf16 rounding."""
   out32 = model_f32.apply(variables, *inputs)
   out16 = model_bf16.apply(variables, *inputs)
   assert out16.dtype == jnp.bfloat16
-  np.testing.assert_allclose(np.asarray(out16, np.float32), out32, atol=atol, rtol=0.1)
+  np.testing.assert_allclose(np.asarray(out16, np.float32), out32, atol=atol, rtol=rtol)

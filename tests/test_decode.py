@@ -126,3 +126,142 @@ def test_finished_sequences_only_repeat_eos():
     assert np.all(row[length:] == 1)
     if length < 8:
       assert row[length - 1] == 1 and 1 not in row[: length - 1]
+
+
+# ---- batched beams against numpy: a table model whose logits are known for every prefix ----
+#
+# The "model" is a table: the logits of the next token after prefix y_1..y_n of row b are
+# TABLE[b, code(y_1..y_n)], code(empty) = 0, code(y_1..y_n, y) = V * code(y_1..y_n) + y + 1.
+# Its state (row, code) must follow each beam through beam search's reordering, so a beam
+# that inherits another row's or another beam's state scores different logits.
+
+TABLE_LEN = 4  # tokens per decoded sequence
+
+
+def _table(rows, seed, eos_bias):
+  """Random logits for every prefix of up to TABLE_LEN - 1 tokens; eos (if any) biased per row."""
+  codes = sum(V**n for n in range(TABLE_LEN))
+  table = np.random.default_rng(seed).normal(0.0, 1.5, (rows, codes, V))
+  table[:, :, 1] += np.asarray(eos_bias)[:, None]  # token 1 is eos where a test uses one
+  return table.astype(np.float32)
+
+
+def _table_step(table):
+  """step(carry, token) -> (carry, logits) over carry = (row, code); code -1 = before <bos>."""
+  table = jnp.asarray(table)
+
+  def step(carry, token):
+    row, code = carry
+    code = jnp.where(code < 0, 0, V * code + token + 1)
+    return (row, code), table[row, code]
+
+  return step
+
+
+def _decoder_step(step):
+  """The decode.StepFn convention, (state, tokens) -> (logits, state), of step(carry, token)."""
+  def step_fn(state, tokens):
+    state, logits = step(state, tokens)
+    return logits, state
+  return step_fn
+
+
+def _table_state(rows):
+  return (jnp.asarray(rows, jnp.int32), jnp.full(len(rows), -1, jnp.int32))
+
+
+def _log_softmax(z):
+  z = z - z.max(-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def _np_extend(table, row, seq, eos):
+  """log p(y | seq) for every y: eos only (at 0) once seq has ended with eos."""
+  if eos is not None and eos in seq:
+    out = np.full(V, -np.inf)
+    out[eos] = 0.0
+    return out
+  code = 0
+  for token in seq:
+    code = V * code + token + 1
+  return _log_softmax(table[row, code].astype(np.float64))
+
+
+def _np_length(seq, eos):
+  return seq.index(eos) + 1 if eos is not None and eos in seq else len(seq)
+
+
+def _np_exhaustive(table, row, eos):
+  """Every distinct sequence of row `row` with its log-probability, best first."""
+  seqs = {_canonical(list(s), eos) for s in itertools.product(range(V), repeat=TABLE_LEN)}
+  scored = []
+  for s in seqs:
+    scored.append((sum(_np_extend(table, row, list(s[:t]), eos)[s[t]]
+                       for t in range(TABLE_LEN)), s))
+  return sorted(scored, reverse=True)
+
+
+def _np_beam_search(table, row, width, eos, length_penalty):
+  """Textbook beam search: keep the `width` best extensions of the live beams at every step."""
+  beams = [(0.0, [])]
+  for _ in range(TABLE_LEN):
+    candidates = [(score + lp, seq + [y]) for score, seq in beams
+                  for y, lp in enumerate(_np_extend(table, row, seq, eos)) if lp > -np.inf]
+    beams = sorted(candidates, key=lambda c: -c[0])[:width]
+  return sorted(beams, key=lambda c: -c[0] / _np_length(c[1], eos) ** length_penalty)
+
+
+def _assert_beams(beams, b, expected, eos):
+  for k, (score, seq) in enumerate(expected):
+    assert tuple(map(int, beams.tokens[b, k])) == tuple(seq), (b, k)
+    np.testing.assert_allclose(beams.log_probs[b, k], score, rtol=1e-5, atol=1e-5)
+    assert int(beams.lengths[b, k]) == _np_length(list(seq), eos)
+
+
+ROWS_EOS_BIAS = [3.0, -2.0, 0.5]  # row 0 ends early, row 1 late: beams of different lengths
+
+
+@pytest.mark.parametrize("eos", [None, 1])
+def test_batched_wide_beams_are_each_rows_exact_top_sequences(eos):
+  """B = 3 rows, K = V^(L-1): every row's beams are its exact most probable sequences."""
+  table = _table(3, seed=10, eos_bias=ROWS_EOS_BIAS if eos else [0.0] * 3)
+  step_fn = _decoder_step(_table_step(table))
+  width = V ** (TABLE_LEN - 1)
+  search = jax.jit(decode.beam_search, static_argnums=(0, 2, 3, 4, 5))
+  beams = search(step_fn, _table_state([0, 1, 2]), 0, TABLE_LEN, width, eos)
+  for b in range(3):
+    best = _np_exhaustive(table, b, eos)
+    _assert_beams(beams, b, best[:width], eos)
+  if eos is not None:  # the rows' best sequences really have different lengths
+    assert len({int(beams.lengths[b, 0]) for b in range(3)}) > 1
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_batched_narrow_beams_equal_each_row_alone_and_numpy(length_penalty):
+  """B = 4, K = 2 < V^(L-1): pruning happens; each row equals itself alone and numpy's search."""
+  rows = [0, 1, 2, 3]
+  table = _table(4, seed=11, eos_bias=[*ROWS_EOS_BIAS, 1.0])
+  step_fn = _decoder_step(_table_step(table))
+  beams = decode.beam_search(step_fn, _table_state(rows), 0, TABLE_LEN, 2, 1, length_penalty)
+  for b in rows:
+    alone = decode.beam_search(step_fn, _table_state([b]), 0, TABLE_LEN, 2, 1, length_penalty)
+    for field in ("tokens", "log_probs", "lengths"):
+      np.testing.assert_array_equal(getattr(beams, field)[b], getattr(alone, field)[0])
+    _assert_beams(beams, b, _np_beam_search(table, b, 2, 1, length_penalty), 1)
+  assert len({int(beams.lengths[b, 0]) for b in rows}) > 1
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_sample_log_probs_are_the_models_sequence_log_probs(temperature):
+  """log_probs of sampled sequences = sum_t log p(y_t | y_<t) at temperature 1, up to eos."""
+  table = _table(4, seed=12, eos_bias=[0.0] * 4)
+  step_fn = _decoder_step(_table_step(table))
+  rows = [0, 1, 2, 3] * 4
+  out = decode.sample(step_fn, _table_state(rows), 0, TABLE_LEN, jax.random.key(5),
+                      temperature=temperature, eos_id=1)
+  for b, row in enumerate(rows):
+    seq = list(map(int, out.tokens[b]))
+    expected = sum(_np_extend(table, row, seq[:t], 1)[seq[t]] for t in range(TABLE_LEN))
+    np.testing.assert_allclose(out.log_probs[b], expected, rtol=1e-5, atol=1e-5)
+    assert int(out.lengths[b]) == _np_length(seq, 1)
+  assert len({tuple(map(int, r)) for r in out.tokens}) > 4  # really sampled, not one path

@@ -114,18 +114,18 @@ def xs():
   return np.random.default_rng(42).normal(size=(B, T, I)).astype(np.float32)
 
 
-@pytest.mark.parametrize(
-    "mode, num_layers, bidirectional, bias, nonlinearity",
-    [
-        ("lstm", 2, True, True, "tanh"),
-        ("lstm", 1, False, False, "tanh"),
-        ("gru", 2, True, True, "tanh"),
-        ("gru", 1, False, False, "tanh"),
-        ("rnn", 2, True, True, "tanh"),
-        ("rnn", 2, True, True, "relu"),
-        ("rnn", 1, False, False, "relu"),
-    ],
+MODULES = (  # mode, num_layers, bidirectional, bias, nonlinearity
+    ("lstm", 2, True, True, "tanh"),
+    ("lstm", 1, False, False, "tanh"),
+    ("gru", 2, True, True, "tanh"),
+    ("gru", 1, False, False, "tanh"),
+    ("rnn", 2, True, True, "tanh"),
+    ("rnn", 2, True, True, "relu"),
+    ("rnn", 1, False, False, "relu"),
 )
+
+
+@pytest.mark.parametrize("mode, num_layers, bidirectional, bias, nonlinearity", MODULES)
 def test_matches_torch_equations(xs, mode, num_layers, bidirectional, bias, nonlinearity):
   sd = random_state_dict(mode, num_layers, bidirectional, bias, seed=num_layers)
   want = torch_reference(mode, sd, xs, num_layers, bidirectional, nonlinearity)
@@ -215,3 +215,25 @@ LSTM_SD = random_state_dict("lstm")  # 2 layers, bidirectional, H=5, I=4
 def test_errors_name_the_culprit_key(sd, kwargs, error, match):
   with pytest.raises(error, match=match):
     interop.lstm_params(sd, **kwargs)
+
+
+# ---- against real torch.nn (when torch is installed: pip install -e ".[bench]") ----
+
+
+@pytest.mark.parametrize("mode, num_layers, bidirectional, bias, nonlinearity", MODULES)
+def test_matches_real_torch_modules(xs, mode, num_layers, bidirectional, bias, nonlinearity):
+  """torch.nn.LSTM / GRU / RNN (torch's own init, its state_dict) == seqlab on the import."""
+  torch = pytest.importorskip(
+      "torch", reason="torch is not installed; the bench extra installs it (torch==2.13.0)")
+  torch.manual_seed(num_layers)
+  kwargs = {"nonlinearity": nonlinearity} if mode == "rnn" else {}
+  module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[mode](
+      I, H, num_layers=num_layers, bias=bias, batch_first=True, bidirectional=bidirectional,
+      **kwargs)
+  with torch.no_grad():
+    output, state = module(torch.from_numpy(xs))
+  h_n, c_n = state if mode == "lstm" else (state, torch.zeros_like(state))
+  sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+  got = jax.jit(lambda x: seqlab_forward(mode, sd, x, num_layers, bidirectional, nonlinearity))(xs)
+  for name, w, g in zip(("output", "h_n", "c_n"), (output, h_n, c_n), got, strict=True):
+    np.testing.assert_allclose(np.asarray(g), w.numpy(), atol=1e-5, rtol=1e-5, err_msg=name)

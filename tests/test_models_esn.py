@@ -167,4 +167,5 @@ def test_bfloat16_forward_close_to_float32():
   pred32 = model32.apply(variables, xs)
   pred16 = jax.jit(model16.apply)(variables, xs)
   assert pred16.dtype == jnp.bfloat16
-  np.testing.assert_allclose(np.asarray(pred16, np.float32), pred32, atol=1e-1, rtol=1e-1)
+  # measured max |bf16 - f32| ~ 0.007 on outputs of median size ~0.14: ~3x that
+  np.testing.assert_allclose(np.asarray(pred16, np.float32), pred32, atol=2e-2, rtol=1e-2)

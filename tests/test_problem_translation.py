@@ -25,7 +25,7 @@ translation_config = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(translation_config)
 TINY = {  # a few hundred pairs, tiny models, a few seconds of training
     "task.options.max_number": 99, "task.options.max_ordinal": 20, "task.options.num_dates": 0,
-    "train.batch_size": 8, "train.num_steps": 30, "train.log_every": 10,
+    "train.batch_size": 8, "train.num_steps": 30, "train.log_every": 1,
     "train.eval_every": 30, "train.eval_batches": 1, "train.checkpoint_every": 30,
     "train.pad_multiple": 32, "decode.max_len": 24, "decode.beam_width": 3,
 }
@@ -189,6 +189,9 @@ def test_end_to_end_train_and_report(tmp_path, data_dir, model):
   eps = {r["step"]: r["teacher_forcing"] for r in records if r["split"] == "train"}
   expected = {s: 10 / (10 + math.exp((s - 1) / 10)) if flags else 1.0 for s in (10, 20, 30)}
   np.testing.assert_allclose([eps[s] for s in expected], list(expected.values()), rtol=1e-5)
+  # It learns: the token cross-entropy falls from ~ln(vocabulary) (measured ~2.8 at the end).
+  train = np.array([r["loss"] for r in records if r["split"] == "train"])
+  assert len(train) == 30 and train[-5:].mean() < 0.85 * train[:5].mean(), train
   report = json.loads((tmp_path / "translation_report.json").read_text("utf-8"))
   rows = report["translations"]
   assert report["split"] == "test" and len(rows) == report["sentences"] > 0

@@ -42,7 +42,9 @@ def test_study3_clipping_bounds_the_applied_gradient(tmp_path, data_dir):
     else:  # the gradient exceeded theta, and what was applied did not
       theta = float(r["clip threshold"])
       assert largest > theta and theta * 0.99 < applied <= theta * (1 + 1e-3)
-    assert 0.3 < float(r["final val MSE / baseline"]) < 3.0
+    # 60 SGD steps: near the baseline of always predicting 1 (measured 1.24); predicting 0
+    # (an untrained net) gives 7.
+    assert 1.0 < float(r["final val MSE / baseline"]) < 1.6
     assert r["non-finite steps (skipped)"] == "0"
 
 
@@ -54,8 +56,11 @@ def test_study4_every_task_delay_and_cell(tmp_path, data_dir):
   for r in rows:
     seeds = [float(v) for v in r["per seed"].split()]
     assert len(seeds) == 2 and seeds[0] != seeds[1]  # two seeds, trained differently
-    # 40 steps: still near the memoryless baseline, neither solved nor diverged.
-    assert all(0.5 < v < 2.0 for v in seeds)
+    # 40 steps learn the memoryless part (blanks; the mean) and little more. An untrained net
+    # sits far above the baseline (copy: ln 5 / baseline = 3.8; adding, predicting 0: 7);
+    # measured: copy 0.94-1.05, adding 1.10-1.40.
+    low, high = (0.85, 1.15) if r["task"] == "copy" else (0.95, 1.6)
+    assert all(low < v < high for v in seeds), (r["task"], r["cell"], seeds)
     assert r["seeds solved (< 0.1)"] == "0"
 
 

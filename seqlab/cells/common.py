@@ -6,6 +6,14 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
+MatMul = Callable[[Array, Array], Array]
+
+
+def matmul(v: Array, W: Array) -> Array:
+  """v @ W. Cells compute every product with a recurrent weight through their `matmul`
+  argument (this by default), so `seqlab.fused` can save the products of the forward
+  pass and form dW as one GEMM over all steps."""
+  return v @ W
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "tanh": jnp.tanh,

@@ -49,9 +49,12 @@ def project(params: dict, x: Array) -> Array:
   return ux + params["b"] if "b" in params else ux
 
 
-def recur(params: dict, h: Array, ux: Array, *, activation: str = "tanh") -> tuple[Array, Array]:
+def recur(
+    params: dict, h: Array, ux: Array, *, activation: str = "tanh",
+    matmul: common.MatMul = common.matmul,
+) -> tuple[Array, Array]:
   """h_t = f(ux_t + h_{t-1} @ W) given the projected input ux_t."""
-  h = common.get_activation(activation)(ux + h @ params["W"])
+  h = common.get_activation(activation)(ux + matmul(h, params["W"]))
   return h, h
 
 

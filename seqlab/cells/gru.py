@@ -74,7 +74,9 @@ def project(params: dict, x: Array) -> Array:
   return ux + params["b"]
 
 
-def recur(params: dict, h: Array, ux: Array) -> tuple[Array, Array]:
+def recur(
+    params: dict, h: Array, ux: Array, *, matmul: common.MatMul = common.matmul
+) -> tuple[Array, Array]:
   """One step given the projected input ux_t = [LN](x_t @ U) + b."""
   H = h.shape[-1]
   W = params["W"]
@@ -82,15 +84,15 @@ def recur(params: dict, h: Array, ux: Array) -> tuple[Array, Array]:
   norm = (lambda a, k: common.layer_norm(a, ln_h[k])) if ln_h is not None else (lambda a, k: a)
   ux_r, ux_z, ux_n = common.split_gates(ux, 3)
   if "b_hn" in params:  # torch: one matmul h @ [W_r | W_z | W_n], reset after it
-    wh_r, wh_z, wh_n = common.split_gates(h @ W, 3)
+    wh_r, wh_z, wh_n = common.split_gates(matmul(h, W), 3)
     r = jax.nn.sigmoid(ux_r + norm(wh_r, 0))
     z = jax.nn.sigmoid(ux_z + norm(wh_z, 1))
     n = jnp.tanh(ux_n + r * (norm(wh_n, 2) + params["b_hn"]))
   else:  # cho: reset before the candidate's matmul
-    wh_r, wh_z = common.split_gates(h @ W[:, : 2 * H], 2)
+    wh_r, wh_z = common.split_gates(matmul(h, W[:, : 2 * H]), 2)
     r = jax.nn.sigmoid(ux_r + norm(wh_r, 0))
     z = jax.nn.sigmoid(ux_z + norm(wh_z, 1))
-    n = jnp.tanh(ux_n + norm((r * h) @ W[:, 2 * H :], 2))
+    n = jnp.tanh(ux_n + norm(matmul(r * h, W[:, 2 * H :]), 2))
   h = (1.0 - z) * n + z * h
   return h, h
 

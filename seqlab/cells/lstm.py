@@ -110,10 +110,12 @@ def project(params: dict, x: Array) -> Array:
   return ux + params["b"]
 
 
-def recur(params: dict, carry: LSTMState, ux: Array) -> tuple[LSTMState, Array]:
+def recur(
+    params: dict, carry: LSTMState, ux: Array, *, matmul: common.MatMul = common.matmul
+) -> tuple[LSTMState, Array]:
   """One step given the projected input ux_t = [LN](x_t @ U) + b."""
   h_prev, c_prev = carry
-  wh = h_prev @ params["W"]
+  wh = matmul(h_prev, params["W"])
   if "ln_h" in params:
     wh = common.gate_layer_norm(wh, params["ln_h"])
   a = ux + wh

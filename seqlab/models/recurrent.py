@@ -11,9 +11,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqlab import cells, unroll
+from seqlab import cells, cudnn, unroll
 
 Array = jax.Array
+BACKENDS = ("scan", "cudnn")
 
 
 def cast_floats(tree: Any, dtype: Any) -> Any:
@@ -33,6 +34,8 @@ class Recurrent(nn.Module):
     reverse: run from the last real step to the first (see `unroll.scan`).
     unroll: `lax.scan` unroll factor.
     dtype: computation dtype (params are stored in float32 and cast).
+    backend: "scan" (`unroll.scan`, its fast path included) or "cudnn" (the standard LSTM
+      through cuDNN on a CUDA GPU, `seqlab.cudnn`; not vmappable: sweeps use "scan").
   """
 
   cell: str
@@ -41,6 +44,7 @@ class Recurrent(nn.Module):
   reverse: bool = False
   unroll: int = 1
   dtype: Any = jnp.float32
+  backend: str = "scan"
 
   def make_cell(self) -> cells.Cell:
     """The pure cell with this layer's options bound."""
@@ -61,6 +65,13 @@ class Recurrent(nn.Module):
     if carry is None:
       carry = cell.initial_carry(params, jax.tree.leaves(xs)[0].shape[:1])
     carry = cast_floats(carry, self.dtype)
+    if self.backend not in BACKENDS:
+      raise ValueError(f"unknown recurrent backend {self.backend!r}; known: {list(BACKENDS)}")
+    if self.backend == "cudnn":
+      if self.cell != "lstm" or self.reverse or return_carries:
+        raise ValueError("backend='cudnn' runs a forward LSTM layer only (cell='lstm', no "
+                         f"reverse, no return_carries); got cell={self.cell!r}")
+      return cudnn.lstm(params, carry, xs, lengths)
     return unroll.scan(
         cell.step, params, carry, xs, lengths, self.reverse, self.unroll, return_carries
     )

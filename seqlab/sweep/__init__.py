@@ -13,6 +13,7 @@ from seqlab.sweep.population import (
     batches,
     build,
     evaluate,
+    from_members,
     initial_state,
     member,
     member_batch,
@@ -25,7 +26,7 @@ from seqlab.sweep.population import (
 from seqlab.sweep.space import axes, axis_kind, label, member_config, members
 
 __all__ = [
-    "Population", "Result", "axes", "axis_kind", "batches", "build", "evaluate",
+    "Population", "Result", "axes", "axis_kind", "batches", "build", "evaluate", "from_members",
     "initial_state", "label", "member", "member_batch", "member_config", "members", "program",
     "stack", "table", "train", "train_alone",
 ]

@@ -1,4 +1,5 @@
-"""Train a config's sweep in one program; print its table, or benchmark it against separate runs.
+"""Train a config's sweep in one program; print its table, or benchmark it against separate runs;
+or search on Optuna.
 
     python -m seqlab.sweep --config=configs/copy.py:cell=gru,delay=10 \
         --config.sweep.axes="(('optimizer.learning_rate', (1e-3, 3e-3)), ('seed', (0, 1, 2)))" \
@@ -10,11 +11,22 @@
 --benchmark trains the members in one vmapped program and then each alone (the runner's
 un-vmapped jitted step), on the same prefetched batches, alternating `--repeats` times, and
 prints the median wall time per member-step of each, their ratio, and the compile times.
+
+    python -m seqlab.sweep --config=configs/copy.py:cell=gru,delay=10 --search=optuna \
+        --config.search.space="(('optimizer.learning_rate', 'log_uniform', 1e-4, 1e-2),)" \
+        --study=copy-lr --trials=32 --output_dir=runs/search   # search.md and search.png
+
+--search=optuna asks config.search.batch trials at a time and trains them as populations;
+the study lives in --storage (default: sqlite file output_dir/optuna.db); start the same
+command on more machines with a PostgreSQL --storage to add workers. The members spread over
+the devices of config.mesh (printed); --coordinator_address etc. join processes (grid sweeps).
 """
 
 import itertools
+import pathlib
 import statistics
 
+import jax
 import matplotlib.pyplot as plt
 import numpy as np
 from absl import app, flags
@@ -23,12 +35,21 @@ from ml_collections import config_flags
 
 from seqlab import sweep
 from seqlab.analysis import report
+from seqlab.sweep import search
+from seqlab.train import distributed
+from seqlab.train import mesh as mesh_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where sweep.md and sweep.png go.")
 _BENCHMARK = flags.DEFINE_bool("benchmark", False, "Time one program against separate runs.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Benchmark: alternating repeats (medians).")
+_SEARCH = flags.DEFINE_enum("search", "grid", ["grid", "optuna"],
+                            "grid: config.sweep's members; optuna: config.search's space.")
+_STUDY = flags.DEFINE_string("study", "seqlab", "Optuna study name (workers share it).")
+_STORAGE = flags.DEFINE_string("storage", None, "Optuna storage URL (sqlite:///..., "
+                               "postgresql://user@host/db); default: output_dir/optuna.db.")
+_TRIALS = flags.DEFINE_integer("trials", 16, "Optuna: trials to finish in the study.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -60,8 +81,13 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     absl_logging.set_verbosity(absl_logging.WARNING)
+  distributed.initialize()
   config = _CONFIG.value
+  if _SEARCH.value == "optuna":
+    return run_search(config)
   pop = sweep.build(config)
+  if mesh_lib.is_primary():
+    print(mesh_lib.describe(pop.mesh) + f"; {pop.size} members in {pop.rows} rows", flush=True)
   if _BENCHMARK.value:
     for name, value in benchmark(pop, config.train.num_steps, _REPEATS.value).items():
       print(f"{name}: {value:.4g}" if isinstance(value, float) else f"{name}: {value}")
@@ -72,6 +98,8 @@ def main(argv):
            "max grad norm": float(np.nanmax(result.history["grad_norm"][:, i]))}
           for i, f in enumerate(finals)]
   text = sweep.table(pop, rows)
+  if not mesh_lib.is_primary():
+    return
   print(f"one program, {pop.size} members: compile {result.compile_s:.1f} s, "
         f"{result.train_s:.1f} s for {config.train.num_steps} steps\n{text}")
   if _OUTPUT_DIR.value:
@@ -85,6 +113,27 @@ def main(argv):
     ax.set_yscale("log")
     ax.legend(fontsize=7)
     report.save_figure(fig, _OUTPUT_DIR.value, "sweep.png")
+
+
+def run_search(config) -> None:
+  """Work on the study until --trials trials finished; write the best trials' table and plot."""
+  if jax.process_count() > 1:
+    raise app.UsageError("--search=optuna runs one process per worker (each on its local "
+                         "devices): start more workers instead of joining processes")
+  if not (_OUTPUT_DIR.value or _STORAGE.value):
+    raise app.UsageError("--search=optuna needs --output_dir or --storage")
+  if _OUTPUT_DIR.value:
+    pathlib.Path(_OUTPUT_DIR.value).mkdir(parents=True, exist_ok=True)
+  url = _STORAGE.value or f"sqlite:///{pathlib.Path(_OUTPUT_DIR.value).absolute()}/optuna.db"
+  study = search.open_study(config, _STUDY.value, url)
+  print(mesh_lib.describe(mesh_lib.make(config.mesh, sweep=True)) +
+        f"; study {_STUDY.value!r}, {_TRIALS.value} trials", flush=True)
+  search.work(config, study, _TRIALS.value)
+  text = search.best_table(study)
+  print(text)
+  if _OUTPUT_DIR.value:
+    report.write_text(_OUTPUT_DIR.value, "search.md", text)
+    search.plot(study, _OUTPUT_DIR.value)
 
 
 if __name__ == "__main__":

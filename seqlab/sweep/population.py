@@ -1,7 +1,7 @@
 """A population: the members of a sweep trained by one jit-compiled, vmapped train step.
 
-    pop = population.build(config)                   # members, their configs and problems
-    result = population.train(pop)                   # state [N, ...], history [steps, N]
+    pop = population.build(config)                   # members, configs, problems, the mesh
+    result = population.train(pop)                   # state [rows, ...], history [steps, N]
     finals = population.evaluate(pop, result.state["params"], "validation")
     print(population.table(pop, finals))
 
@@ -9,7 +9,8 @@ Member i starts from what `loop.initial_state` gives for its own config (its see
 initial values, its optimizer numbers as optimizer-state leaves), stacked along a leading
 member axis; the step is `loop.make_train_step`'s, vmapped over (state, batch, seed), and
 member i reads the batches of its own seed: the same computation as a run of its config
-alone (`train_alone`), to float rounding.
+alone (`train_alone`), to float rounding. The rows are spread over the mesh's "pop" axis
+(`placement`: padded to a multiple of it, each process building only its own rows).
 """
 
 import copy
@@ -24,11 +25,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from seqlab import problems
 from seqlab.analysis import report
-from seqlab.sweep import space
+from seqlab.sweep import placement, space
 from seqlab.train import loop, optim
+from seqlab.train import mesh as mesh_lib
 
 
 @dataclasses.dataclass
@@ -39,10 +43,22 @@ class Population:
   configs: list[ml_collections.ConfigDict]
   problems: list[Any]
   inject: tuple[str, ...]  # optimizer fields held in the optimizer state
+  mesh: Mesh  # (pop, data): members along pop, each batch along data
+  compiled: dict = dataclasses.field(default_factory=dict, repr=False)  # programs, built once
 
   @property
   def size(self) -> int:
     return len(self.members)
+
+  @property
+  def rows(self) -> int:
+    """Rows of the program: the members padded to a multiple of the pop axis."""
+    return mesh_lib.padded(self.size, self.mesh)
+
+  @property
+  def shared_batch(self) -> bool:
+    """All members read one batch (one seed)."""
+    return len(set(self.seeds)) == 1
 
   @property
   def seeds(self) -> list[int]:
@@ -68,15 +84,25 @@ class Result:
   train_s: float  # the steps after compilation, data included
 
 
-def build(config: ml_collections.ConfigDict, problem=None) -> Population:
-  """The population of config.sweep (one member when it has no axes)."""
-  members = space.members(config)
-  kinds = {p: space.axis_kind(p) for p, _ in space.axes(config)}
+def build(config: ml_collections.ConfigDict, problem=None, mesh: Mesh | None = None
+          ) -> Population:
+  """The population of config.sweep (one member when it has no axes) on `mesh` (default:
+  the mesh config.mesh describes)."""
+  return from_members(config, space.members(config), problem, mesh)
+
+
+def from_members(config: ml_collections.ConfigDict, members: list[dict[str, Any]], problem=None,
+                 mesh: Mesh | None = None) -> Population:
+  """The population of `config` with each member's {path: value} set (paths whose values
+  differ must be sweepable in one program: `space.axis_kind`)."""
   configs = [space.member_config(config, m) for m in members]
   problem = problem or problems.build_problem(configs[0])
   member_problems = [_member_problem(problem, c) for c in configs]
-  inject = tuple(p.split(".", 1)[1] for p, k in kinds.items() if k == "optimizer")
-  return Population(members, configs, member_problems, inject)
+  varying = {p for m in members for p in m if len({repr(n.get(p)) for n in members}) > 1}
+  kinds = {p: space.axis_kind(p) for p in varying}
+  inject = tuple(sorted(p.split(".", 1)[1] for p, k in kinds.items() if k == "optimizer"))
+  mesh = mesh or mesh_lib.make(config.mesh, sweep=True)
+  return Population(members, configs, member_problems, inject, mesh)
 
 
 def _member_problem(problem, config):
@@ -102,42 +128,49 @@ def member(tree: Any, i: int) -> Any:
 
 
 def batches(pop: Population, start_step: int = 0) -> Iterator[dict]:
-  """The program's batches from `start_step`: one shared batch, or [N, ...] when seeds differ."""
-  distinct = sorted(set(pop.seeds))
-  streams = {s: pop.problem.train_batches(s, start_step) for s in distinct}
+  """The program's batches from `start_step`, on the mesh: one shared batch [B, ...] split
+  along data, or [rows, B, ...] when seeds differ (this process reads only its rows' seeds)."""
+  rows = placement.local_rows(pop.mesh, pop.rows)
+  seeds = sorted({pop.seeds[placement.member_of(r, pop.size)] for r in rows})
+  streams = {s: pop.problem.train_batches(s, start_step) for s in seeds}
   while True:
     got = {s: next(it) for s, it in streams.items()}
-    if len(distinct) == 1:
-      yield got[distinct[0]]
+    if pop.shared_batch:
+      yield mesh_lib.shard_batch(got[pop.seeds[0]], pop.mesh)
     else:
-      yield jax.tree.map(lambda *xs: np.stack(xs), *[got[s] for s in pop.seeds])
+      yield placement.stacked_batch(got, pop.seeds, pop.mesh)
 
 
 def member_batch(pop: Population, batch: dict, i: int) -> dict:
   """Member i's batch from a program batch."""
-  return batch if len(set(pop.seeds)) == 1 else member(batch, i)
+  return batch if pop.shared_batch else member(batch, i)
 
 
 def initial_state(pop: Population) -> dict:
-  """Every member's `loop.initial_state`, stacked; checks that one program serves them all."""
-  batch = next(batches(pop, 0))
-  states = [loop.initial_state(p, pop.optimizer(i), pop.seeds[i], member_batch(pop, batch, i))
-            for i, p in enumerate(pop.problems)]
-  _check_one_program(pop, states, batch)
-  return stack(states)
+  """`loop.initial_state` of this process's members, stacked on the mesh ([rows, ...], P("pop"));
+  checks that one program serves them all."""
+  needed = sorted({0} | {placement.member_of(r, pop.size)
+                         for r in placement.local_rows(pop.mesh, pop.rows)})
+  firsts = {s: next(pop.problem.train_batches(s, 0)) for s in {pop.seeds[i] for i in needed}}
+  states = {i: loop.initial_state(pop.problems[i], pop.optimizer(i), pop.seeds[i],
+                                  firsts[pop.seeds[i]]) for i in needed}
+  _check_one_program(pop, states, firsts)
+  return placement.stacked(states, pop.size, pop.mesh)
 
 
-def _check_one_program(pop: Population, states: list[dict], batch: dict) -> None:
-  """Same parameter shapes and the same traced loss (jaxpr) for every member."""
+def _check_one_program(pop: Population, states: dict[int, dict], firsts: dict[int, dict]
+                       ) -> None:
+  """Same parameter shapes and the same traced loss (jaxpr) for every member in `states`."""
   shapes = lambda s: jax.tree.map(lambda a: (a.shape, a.dtype), s["params"])
   ref_shapes, texts = shapes(states[0]), {}
-  for i, (p, state) in enumerate(zip(pop.problems, states, strict=True)):
+  for i, state in states.items():
+    p = pop.problems[i]
     if shapes(state) != ref_shapes:
       raise ValueError(f"sweep member {space.label(pop.members[i])} has other parameter "
                        "shapes than the first: a shape-changing axis needs separate programs")
     if id(p) in texts:
       continue
-    b = member_batch(pop, batch, i)
+    b = firsts[pop.seeds[i]]
     texts[id(p)] = str(jax.make_jaxpr(p.loss)(
         state["params"], b, jax.random.key(0), p.init_extra(state["params"], b), jnp.int32(0)))
     if texts[id(p)] != texts[id(pop.problem)]:
@@ -146,8 +179,9 @@ def _check_one_program(pop: Population, states: list[dict], batch: dict) -> None
                        "as a separate program")
 
 
-def program(pop: Population):
-  """jit(vmap(train step)) over (state [N], batch [N] or shared, seed [N]); state donated."""
+def program(pop: Population, batch: dict):
+  """jit(vmap(train step)) over (state [rows], batch [rows] or shared, seed [rows]) with the
+  mesh's in/out shardings (members along pop, batches along data); state donated."""
   cfg = pop.configs[0]
   step = loop.make_train_step(pop.problem, pop.optimizer(0), cfg.seed,
                               cfg.train.nonfinite == "skip")
@@ -157,8 +191,12 @@ def program(pop: Population):
     delta = jax.tree.map(jnp.subtract, new["params"], state["params"])
     return new, {**metrics, "update_norm": optax.tree.norm(delta)}  # ||theta' - theta||
 
-  batch_axis = None if len(set(pop.seeds)) == 1 else 0
-  return jax.jit(jax.vmap(member_step, in_axes=(0, batch_axis, 0)), donate_argnums=0)
+  batch_axis = None if pop.shared_batch else 0
+  rows = NamedSharding(pop.mesh, P(mesh_lib.POP))
+  batch_sharding = jax.tree.map(lambda a: a.sharding, batch)
+  return jax.jit(jax.vmap(member_step, in_axes=(0, batch_axis, 0)),
+                 in_shardings=(rows, batch_sharding, rows), out_shardings=(rows, rows),
+                 donate_argnums=0)
 
 
 def train(
@@ -171,28 +209,44 @@ def train(
   """Train every member `num_steps` (default config.train.num_steps) steps in one program."""
   num_steps = pop.configs[0].train.num_steps if num_steps is None else num_steps
   state = initial_state(pop) if state is None else state
-  start = int(state["step"][0])
+  start = int(mesh_lib.to_host(state["step"])[0])
   data = iter(batches(pop, start) if data is None else data)
-  seeds = jnp.asarray(pop.seeds, jnp.int32)
+  rows = placement.local_rows(pop.mesh, pop.rows)
+  seeds = placement.stacked({placement.member_of(r, pop.size): np.int32(
+      pop.seeds[placement.member_of(r, pop.size)]) for r in rows}, pop.size, pop.mesh)
   history: list[dict] = []
   compile_s, t0 = 0.0, time.perf_counter()
   for k in range(num_steps):
     batch = next(data)
     if k == 0:
       c0 = time.perf_counter()
-      step = program(pop).lower(state, batch, seeds).compile()
+      key = str(jax.tree.map(lambda a: a.shape, batch))
+      if key not in pop.compiled:  # a population trained in chunks compiles once
+        pop.compiled[key] = program(pop, batch).lower(state, batch, seeds).compile()
+      step = pop.compiled[key]
       compile_s = time.perf_counter() - c0
     state, metrics = step(state, batch, seeds)
     history.append(metrics)
     if log_every and ((k + 1) % log_every == 0 or k + 1 == num_steps):
-      loss = np.asarray(metrics["loss"])
-      print(f"step {start + k + 1:6d}/{start + num_steps}  loss median {np.median(loss):.4g} "
-            f"[{loss.min():.4g}, {loss.max():.4g}] over {pop.size} members", flush=True)
+      loss = mesh_lib.to_host(metrics["loss"])[:pop.size]
+      if mesh_lib.is_primary():
+        print(f"step {start + k + 1:6d}/{start + num_steps}  loss median {np.median(loss):.4g} "
+              f"[{loss.min():.4g}, {loss.max():.4g}] over {pop.size} members", flush=True)
   jax.block_until_ready(state)
   train_s = time.perf_counter() - t0 - compile_s
-  names = history[0].keys() if history else ()
-  hist = {n: np.stack([np.asarray(m[n]) for m in history]) for n in names}
-  return Result(state, hist, compile_s, train_s)
+  return Result(state, _gathered(history, pop), compile_s, train_s)
+
+
+def _gathered(history: list[dict], pop: Population, chunk: int = 256) -> dict[str, np.ndarray]:
+  """Per-step metrics [rows] -> {name: [steps, N]} on the host, padding rows dropped; stacked
+  on the devices in chunks (one gather per chunk, not per step)."""
+  if not history:
+    return {}
+  stack = jax.jit(lambda ms: jax.tree.map(lambda *xs: jnp.stack(xs), *ms),
+                  out_shardings=NamedSharding(pop.mesh, P()))
+  parts = [mesh_lib.to_host(stack(history[k:k + chunk]))
+           for k in range(0, len(history), chunk)]
+  return {n: np.concatenate([p[n] for p in parts])[:, :pop.size] for n in history[0]}
 
 
 def train_alone(pop: Population, i: int, num_steps: int,
@@ -219,16 +273,23 @@ def train_alone(pop: Population, i: int, num_steps: int,
 
 def evaluate(pop: Population, params: Any, split: str = "validation",
              max_batches: int | None = None) -> list[dict[str, float]]:
-  """Each member's metrics (`problem.summarize`) over (max_batches of) an evaluation split."""
+  """Each member's metrics (`problem.summarize`) over (max_batches of) an evaluation split;
+  `params` stacked [rows, ...] on the mesh, the evaluation batches replicated."""
   problem = pop.problem
-  sums_fn = jax.jit(jax.vmap(problem.eval_sums, in_axes=(0, None, 0)))
+  rows = NamedSharding(pop.mesh, P(mesh_lib.POP))
+  if "eval" not in pop.compiled:  # jitted once per population (a search evaluates often)
+    pop.compiled["eval"] = (
+        jax.jit(jax.vmap(problem.init_extra, in_axes=(0, None)), out_shardings=rows),
+        jax.jit(jax.vmap(problem.eval_sums, in_axes=(0, None, 0)), out_shardings=rows))
+  init_extra_fn, sums_fn = pop.compiled["eval"]
   totals: dict[str, np.ndarray] = {}
   extra = None
   for batch in itertools.islice(problem.eval_batches(split), max_batches):
+    batch = mesh_lib.replicate(batch, pop.mesh)
     if extra is None:
-      extra = jax.vmap(problem.init_extra, in_axes=(0, None))(params, batch)
+      extra = init_extra_fn(params, batch)
     sums, extra = sums_fn(params, batch, extra)
-    for name, value in sums.items():
+    for name, value in mesh_lib.to_host(sums).items():
       totals[name] = totals.get(name, 0.0) + np.asarray(value, np.float64)
   return [problem.summarize({k: float(v[i]) for k, v in totals.items()})
           for i in range(pop.size)]

@@ -15,7 +15,7 @@ import orbax.checkpoint as ocp
 
 # Fields that may change between runs in one workdir (longer training, logging cadence).
 RESUMABLE_CHANGES = ("train.num_steps", "train.log_every", "train.eval_every",
-                     "train.checkpoint_every", "train.eval_batches", "decode")
+                     "train.checkpoint_every", "train.eval_batches", "decode", "mesh")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -68,8 +68,9 @@ class Checkpoints:
             f"{self.workdir} holds a checkpoint trained with a different config ({shown}). "
             "Use another --workdir, or the same config to resume."
         )
-    self.workdir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2, sort_keys=True))
+    if jax.process_index() == 0:  # one writer in a multi-process run
+      self.workdir.mkdir(parents=True, exist_ok=True)
+      path.write_text(json.dumps(config, indent=2, sort_keys=True))
 
   def latest_step(self) -> int | None:
     """The step of the newest checkpoint, or None."""

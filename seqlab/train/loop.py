@@ -8,6 +8,9 @@ Per-step randomness is `fold_in(key(seed), step)`, and batches are a pure functi
 stopped. A non-finite loss or gradient stops the run (naming the step and the largest
 gradient norm seen) before anything is saved, or, with `train.nonfinite = "skip"`,
 leaves params and optimizer untouched for that step and counts it.
+
+The run is data-parallel over the mesh (config.mesh.data devices, every process's): the state
+replicated, each batch split along its batch dimension; only process 0 writes files.
 """
 
 import itertools
@@ -16,8 +19,11 @@ import logging
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from seqlab.train import checkpoint, optim, writers
+from seqlab.train import mesh as mesh_lib
 from seqlab.train.problem import Problem
 
 
@@ -78,11 +84,15 @@ def initial_state(problem: Problem, optimizer, seed: int, batch: dict) -> dict:
   return jax.tree.map(lambda a: jnp.array(a, copy=True), state)
 
 
-def evaluate(problem: Problem, eval_fn, params, split: str, max_batches: int | None) -> dict:
-  """The problem's metrics over (up to max_batches of) an evaluation split."""
+def evaluate(problem: Problem, eval_fn, params, split: str, max_batches: int | None,
+             mesh=None) -> dict:
+  """The problem's metrics over (up to max_batches of) an evaluation split (each batch
+  replicated over `mesh` when given)."""
   totals: dict[str, float] = {}
   extra = None
   for batch in itertools.islice(problem.eval_batches(split), max_batches):
+    if mesh is not None:
+      batch = mesh_lib.replicate(batch, mesh)
     if extra is None:
       extra = problem.init_extra(params, batch)
     sums, extra = eval_fn(params, batch, extra)
@@ -94,13 +104,18 @@ def evaluate(problem: Problem, eval_fn, params, split: str, max_batches: int | N
 def train(problem: Problem, config, workdir: str) -> dict:
   """Train (or resume) `problem` as config.train says; returns the final state."""
   cfg = config.train
+  mesh = mesh_lib.make(config.mesh, sweep=False)
+  primary = mesh_lib.is_primary()
+  if primary:
+    print(mesh_lib.describe(mesh), flush=True)
   optimizer = optim.make_optimizer(config.optimizer)
   ckpt = checkpoint.Checkpoints(workdir)
   ckpt.check_config(config.to_dict())
-  metrics_writer = writers.MetricsWriter(workdir)
+  metrics_writer = writers.MetricsWriter(workdir, enabled=primary)
 
   first_batch = next(problem.train_batches(config.seed, 0))
-  state = initial_state(problem, optimizer, config.seed, first_batch)
+  replicated = NamedSharding(mesh, P())
+  state = mesh_lib.replicate(initial_state(problem, optimizer, config.seed, first_batch), mesh)
   start = ckpt.latest_step()
   if start is not None:
     state = ckpt.restore(state)
@@ -108,11 +123,13 @@ def train(problem: Problem, config, workdir: str) -> dict:
     logging.info("resumed from step %d", start)
   start = int(state["step"])
 
+  batch_sharding = jax.tree.map(lambda a: a.sharding,
+                                mesh_lib.shard_batch(first_batch, mesh))
   train_step = jax.jit(
       make_train_step(problem, optimizer, config.seed, cfg.nonfinite == "skip"),
-      donate_argnums=0,
+      in_shardings=(replicated, batch_sharding), out_shardings=replicated, donate_argnums=0,
   )
-  eval_fn = jax.jit(problem.eval_sums)
+  eval_fn = jax.jit(problem.eval_sums, out_shardings=replicated)
   progress = writers.Progress(cfg.num_steps, start)
 
   def check_finite(state):
@@ -129,25 +146,29 @@ def train(problem: Problem, config, workdir: str) -> dict:
 
   batches = problem.train_batches(config.seed, start)
   for step in range(start + 1, cfg.num_steps + 1):
-    state, metrics = train_step(state, next(batches))
+    state, metrics = train_step(state, mesh_lib.shard_batch(next(batches), mesh))
     if step % cfg.log_every == 0 or step == cfg.num_steps:
       check_finite(state)
       values = {k: float(v) for k, v in metrics.items()}
       if cfg.nonfinite == "skip":
         values["skipped"] = int(state["skipped"])
       metrics_writer.write(step, "train", values)
-      print(progress.line(step, {"loss": values["loss"]}), flush=True)
+      if primary:
+        print(progress.line(step, {"loss": values["loss"]}), flush=True)
     if step % cfg.eval_every == 0 or step == cfg.num_steps:
       check_finite(state)
-      results = evaluate(problem, eval_fn, state["params"], "validation", cfg.eval_batches)
+      results = evaluate(problem, eval_fn, state["params"], "validation", cfg.eval_batches,
+                         mesh)
       metrics_writer.write(step, "validation", results)
-      print("  validation: " + "  ".join(f"{k} {v:.4f}" for k, v in results.items()),
-            flush=True)
+      if primary:
+        print("  validation: " + "  ".join(f"{k} {v:.4f}" for k, v in results.items()),
+              flush=True)
     if step % cfg.checkpoint_every == 0 or step == cfg.num_steps:
       check_finite(state)
       ckpt.save(step, state)
 
-  writers.plot_learning_curves(metrics_writer.read(), f"{workdir}/learning_curves.png")
+  if primary:
+    writers.plot_learning_curves(metrics_writer.read(), f"{workdir}/learning_curves.png")
   metrics_writer.close()
   ckpt.close()
   return state

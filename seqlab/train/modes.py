@@ -3,6 +3,7 @@
 import jax
 
 from seqlab.train import checkpoint, loop, optim
+from seqlab.train import mesh as mesh_lib
 
 MODE_METHODS = {"sample": "sample", "complete": "complete", "translate": "translate"}
 
@@ -48,8 +49,10 @@ def run(mode: str, problem, config, workdir: str, prefixes=(), sentences=()) -> 
       print(f"{sentence} -> {translation}")
 
 
-def after_training(problem, config, workdir: str) -> None:
-  """What a problem shows at the end of training (e.g. completions of a few prefixes)."""
-  if hasattr(problem, "report"):
-    params = restore_params(problem, config, workdir)
+def after_training(problem, config, workdir: str, params=None) -> None:
+  """What a problem shows at the end of training (e.g. completions of a few prefixes), from
+  `params` (default: the workdir's checkpoint); process 0 only."""
+  if hasattr(problem, "report") and mesh_lib.is_primary():
+    params = (restore_params(problem, config, workdir) if params is None
+              else mesh_lib.to_host(params))
     problem.report(params, workdir)

@@ -14,16 +14,17 @@ from tensorboardX import SummaryWriter  # noqa: E402
 
 
 class MetricsWriter:
-  """workdir/metrics.jsonl + TensorBoard events in workdir/tensorboard."""
+  """workdir/metrics.jsonl + TensorBoard events in workdir/tensorboard; writes nothing when
+  not `enabled` (the processes other than process 0 of a multi-process run)."""
 
-  def __init__(self, workdir: str | Path):
-    self.workdir = Path(workdir)
+  def __init__(self, workdir: str | Path, enabled: bool = True):
+    self.workdir, self.enabled = Path(workdir), enabled
     self.path = self.workdir / "metrics.jsonl"
-    self.tensorboard = SummaryWriter(str(self.workdir / "tensorboard"))
+    self.tensorboard = SummaryWriter(str(self.workdir / "tensorboard")) if enabled else None
 
   def truncate_after(self, step: int) -> None:
     """Forget lines logged after `step` (written after the checkpoint a resume starts from)."""
-    if not self.path.exists():
+    if not self.enabled or not self.path.exists():
       return
     keep = [line for line in self.path.read_text().splitlines()
             if line and json.loads(line)["step"] <= step]
@@ -31,6 +32,8 @@ class MetricsWriter:
 
   def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
     """One JSON line {"step", "split", **metrics} and one scalar per metric."""
+    if not self.enabled:
+      return
     record = {"step": step, "split": split, **{k: float(v) for k, v in metrics.items()}}
     with self.path.open("a") as f:
       f.write(json.dumps(record) + "\n")
@@ -45,7 +48,8 @@ class MetricsWriter:
     return [json.loads(line) for line in self.path.read_text().splitlines() if line]
 
   def close(self) -> None:
-    self.tensorboard.close()
+    if self.enabled:
+      self.tensorboard.close()
 
 
 class Progress:

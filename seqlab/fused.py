@@ -1,0 +1,192 @@
+"""The whole-sequence fast path of `unroll.scan` for the elman, lstm and gru cells.
+
+The same forward math as scanning `cell.step`; a different gradient schedule, written as
+one `jax.custom_vjp` over the whole sequence:
+
+    forward   ux_t = project(x_t),  h_t = recur(h_{t-1}, ux_t)   (the cell's own functions),
+              saving every product P_t^k = v_t^k @ W_k that recur forms with a block
+              W_k of the recurrent weights, and its input v_t^k (h_{t-1}, or r_t * h_{t-1})
+    backward  a reverse scan of recur's vjp step by step: d ux_t, d P_t^k and
+              d h_{t-1} (through d P_t^k @ W_k^T); no [H, G]-sized work per step
+    after it  dW_k = sum_t (v_t^k)^T d P_t^k   one GEMM over all B*T rows per block,
+              dU, db, dx = the vjp of project over all steps at once (one GEMM each)
+
+Plain autodiff of the scan instead forms one small [H, G] weight-gradient GEMM per step.
+Cells take part by routing every product with W through their `matmul` argument
+(`common.matmul`); `unroll.scan` uses this path whenever `runner(step)` finds the
+step's family here (`unroll.scan(..., fused=False)` is the plain scan). Forward-mode
+autodiff (jax.jvp, jacfwd) is not defined through a custom_vjp: use fused=False.
+"""
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from seqlab.cells import common, elman, gru, lstm
+
+Array = jax.Array
+
+FAMILIES: dict[Callable, ModuleType] = {elman.step: elman, lstm.step: lstm, gru.step: gru}
+_PROJECTED = ("U", "W")  # weights whose gradients come from the whole-sequence GEMMs
+
+
+class _Recorder:
+  """A `matmul` v @ W_k + e_k that keeps its inputs v; e_k = 0 are inputs whose
+  cotangents are d P_k, the gradients of the products."""
+
+  def __init__(self, es=None):
+    self.es, self.inputs, self.products = es, [], []
+
+  def __call__(self, v: Array, W: Array) -> Array:
+    product = v @ W
+    if self.es is not None:
+      product = product + self.es[len(self.inputs)]
+    self.inputs.append(v)
+    self.products.append(product)
+    return product
+
+
+class _Blocks:
+  """A `matmul` that keeps the weight blocks W_k it is called with (dW by their vjp)."""
+
+  def __init__(self):
+    self.blocks = []
+
+  def __call__(self, v: Array, W: Array) -> Array:
+    self.blocks.append(W)
+    return jnp.zeros(v.shape[:-1] + W.shape[-1:], W.dtype)
+
+
+def _where(real: Array | None, new: Any, old: Any) -> Any:
+  """Per batch row: new on real steps, old on padding."""
+  if real is None:
+    return new
+  return jax.tree.map(lambda n, o: jnp.where(real.reshape(real.shape + (1,) * (n.ndim - 1)), n, o),
+                      new, old)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+  """What the custom_vjp treats as static: the cell family, its step options, unroll."""
+
+  family: ModuleType
+  options: tuple[tuple[str, Any], ...]
+  unroll: int
+
+  def recur(self, params, carry, ux, real, matmul):
+    """One masked step: padding keeps the carry and outputs zeros."""
+    new, y = self.family.recur(params, carry, ux, matmul=matmul, **dict(self.options))
+    return _where(real, new, carry), _where(real, y, jax.tree.map(jnp.zeros_like, y))
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class _VJPLayout:
+  """How to rebuild a step's vjp function from its saved leaves (W is not saved per step)."""
+
+  treedef: Any
+  is_w: tuple[bool, ...]
+
+
+def _forward(spec: _Spec, params, carry, xs, real, save: bool):
+  """The forward scan (time-major xs [T, B, I], real [T, B] or None).
+
+  With `save`, each step also runs recur's vjp forward and keeps its residuals (the
+  gate activations), leaving out W itself, which the backward pass closes over.
+  """
+  W = params["W"]
+  small = {k: v for k, v in params.items() if k not in _PROJECTED}
+  layout = []
+
+  def body(h, inputs):
+    x_t, real_t = inputs
+    ux = spec.family.project(params, x_t)
+    if not save:
+      return spec.recur(params, h, ux, real_t, common.matmul)
+    shapes = jax.eval_shape(lambda h, ux: _products(spec, params, h, ux), h, ux)
+    es = [jnp.zeros(s.shape, s.dtype) for s in shapes]
+
+    def step(h, ux, small, es):
+      record = _Recorder(es)
+      return spec.recur({**small, "W": W}, h, ux, real_t, record), record.inputs
+
+    (new, y), vjp_fn, v_inputs = jax.vjp(step, h, ux, small, es, has_aux=True)
+    leaves, treedef = jax.tree.flatten(vjp_fn)
+    is_w = tuple(leaf is W for leaf in leaves)
+    layout[:] = [_VJPLayout(treedef, is_w)]
+    kept = [leaf for leaf, w in zip(leaves, is_w, strict=True) if not w]
+    return new, (y, (kept, v_inputs))
+
+  carry, out = jax.lax.scan(body, carry, (xs, real), unroll=spec.unroll)
+  return (carry, out) if not save else (carry, out, layout[0])
+
+
+def _products(spec, params, h, ux):
+  record = _Recorder()
+  spec.recur(params, h, ux, None, record)
+  return record.products
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _sequence(spec: _Spec, params, carry, xs, real):
+  return _forward(spec, params, carry, xs, real, save=False)
+
+
+def _sequence_fwd(spec, params, carry, xs, real):
+  carry_T, (ys, saved), layout = _forward(spec, params, carry, xs, real, save=True)
+  return (carry_T, ys), (params, xs, saved, layout)
+
+
+def _sequence_bwd(spec, residuals, cotangents):
+  params, xs, (kept, v_inputs), layout = residuals
+  d_carry_T, d_ys = cotangents
+  W = params["W"]
+
+  def body(d_carry, step_in):
+    kept_t, dy = step_in
+    kept_t = iter(kept_t)
+    vjp_fn = layout.treedef.unflatten([W if w else next(kept_t) for w in layout.is_w])
+    d_h, d_ux, d_small, d_products = vjp_fn((d_carry, dy))
+    return d_h, (d_ux, d_small, d_products)
+
+  d_carry0, (d_uxs, d_small, d_products) = jax.lax.scan(
+      body, d_carry_T, (kept, d_ys), reverse=True, unroll=spec.unroll)
+
+  # dW_k = sum over t and b of v^T dP: one GEMM per block, placed into W by the blocks' vjp.
+  blocks = _Blocks()
+  block_fn = lambda W: (spec.recur({**params, "W": W}, d_carry0, d_uxs[0], None, blocks),
+                        blocks.blocks)[1]
+  _, blocks_vjp = jax.vjp(block_fn, W)
+  rows = lambda a: a.reshape(-1, a.shape[-1])  # [T, B, F] -> [T*B, F]: one 2-D GEMM
+  (d_W,) = blocks_vjp([rows(v).T @ rows(dp) for v, dp in zip(v_inputs, d_products, strict=True)])
+  _, project_vjp = jax.vjp(spec.family.project, params, rows(xs))
+  d_params, d_xs = project_vjp(rows(d_uxs))
+  d_xs = d_xs.reshape(xs.shape)
+  d_params = {k: d + (d_W if k == "W" else 0) + (d_small[k].sum(0) if k in d_small else 0)
+              for k, d in d_params.items()}
+  return d_params, d_carry0, d_xs, None
+
+
+_sequence.defvjp(_sequence_fwd, _sequence_bwd)
+
+
+def runner(step: Callable, unroll: int = 1) -> Callable | None:
+  """`run(params, carry, xs, real) -> (carry, ys)` (time-major) for a cell step, or None.
+
+  `step` is a family's `step`, bare or with options bound by `functools.partial` (as
+  `cells.make` binds them); any other step has no fast path.
+  """
+  func, options = step, {}
+  if isinstance(step, functools.partial):
+    if step.args:
+      return None
+    func, options = step.func, step.keywords
+  family = FAMILIES.get(func) if callable(func) else None
+  if family is None:
+    return None
+  return functools.partial(_sequence, _Spec(family, tuple(sorted(options.items())), unroll))

@@ -1,0 +1,110 @@
+"""Sharded sweeps and data-parallel runs equal their one-device versions: 4 forced host
+devices in a subprocess, and two processes joined by jax.distributed on localhost."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import pytest
+import scale_worker
+
+from seqlab import problems
+from seqlab.train import mesh as mesh_lib
+from seqlab.train import writers
+
+WORKER = Path(scale_worker.__file__)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """The tiny copy data, prepared once here so that no two subprocesses build it at once."""
+  path = tmp_path_factory.mktemp("data")
+  problems.build_problem(scale_worker.tiny_config(path))
+  return path
+
+
+@pytest.fixture(scope="module")
+def one_device(data_dir, tmp_path_factory):
+  """The sweep and the run in this process, on one device."""
+  workdir = tmp_path_factory.mktemp("single") / "run"
+  return scale_worker.run_sweep(data_dir), scale_worker.run_single(data_dir, workdir, data=1)
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _workers(out: Path, data_dir: Path, devices: int, processes: int) -> None:
+  """Run scale_worker in `processes` processes of `devices` CPU devices each; wait for all."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices)}
+  cluster = ([f"localhost:{_free_port()}", str(processes)] if processes > 1 else [])
+  procs = [subprocess.Popen(
+      [sys.executable, str(WORKER), str(out), str(data_dir), *cluster,
+       *([str(i)] if cluster else [])], env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True) for i in range(processes)]
+  logs = [p.communicate(timeout=400)[0] for p in procs]
+  for p, log in zip(procs, logs, strict=True):
+    assert p.returncode == 0, log[-3000:]
+  assert f"{processes} process" in logs[0]
+
+
+def _assert_equal(got: dict, want: dict) -> None:
+  for name in want:
+    np.testing.assert_allclose(got[name], want[name], rtol=2e-5, atol=2e-7, err_msg=name)
+
+
+def test_four_devices_equal_one(one_device, data_dir, tmp_path):
+  """6 members padded to 8 over pop=4, and a batch of 8 split over data=4."""
+  _workers(tmp_path, data_dir, devices=4, processes=1)
+  sweep, run = np.load(tmp_path / "sweep.npz"), np.load(tmp_path / "run.npz")
+  assert int(sweep["rows"]) == 8 and sweep["loss"].shape == (6, 6)  # padding never shows
+  _assert_equal(sweep, {k: v for k, v in one_device[0].items() if k != "rows"})
+  _assert_equal(run, one_device[1])
+
+
+def test_two_processes_equal_one(one_device, data_dir, tmp_path):
+  """2 processes x 2 devices: the same sweep and run; only process 0 wrote metrics."""
+  _workers(tmp_path, data_dir, devices=2, processes=2)
+  sweep, run = np.load(tmp_path / "sweep.npz"), np.load(tmp_path / "run.npz")
+  _assert_equal(sweep, {k: v for k, v in one_device[0].items() if k != "rows"})
+  _assert_equal(run, one_device[1])
+  assert len(list((tmp_path / "run" / "tensorboard").iterdir())) == 1  # one writer
+  lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == 4  # train at steps 2, 4, 6 and validation at 6, written once
+
+
+def test_mesh_sizes_and_named_errors():
+  sizes = lambda n, **kw: mesh_lib.axis_sizes(ml_collections.ConfigDict(kw), n, tuple(kw))
+  assert sizes(8, pop=-1, data=2) == {"pop": 4, "data": 2}
+  assert sizes(8, pop=2, data=-1) == {"pop": 2, "data": 4}
+  assert sizes(8, pop=3, data=1) == {"pop": 3, "data": 1}  # 3 of the 8 devices
+  with pytest.raises(ValueError, match=r"needs 6 devices; 4 are available"):
+    sizes(4, pop=3, data=2)
+  with pytest.raises(ValueError, match=r"4 devices cannot be split into 3 x an integer"):
+    sizes(4, pop=-1, data=3)
+  with pytest.raises(ValueError, match="at most one -1"):
+    sizes(4, pop=-1, data=-1)
+  with pytest.raises(ValueError, match="positive or -1"):
+    sizes(4, pop=0, data=1)
+  mesh = _MeshShape()  # pop=4, data=2: what padded and batch_spec read
+  assert [mesh_lib.padded(n, mesh) for n in (1, 4, 6, 9)] == [4, 4, 8, 12]
+  assert mesh_lib.batch_spec((8, 6, 3), mesh, lead=("pop",)) == mesh_lib.P("pop", "data")
+  with pytest.raises(ValueError, match=r"batch of 5 cannot be split over config.mesh.data=2"):
+    mesh_lib.batch_spec((8, 5, 3), mesh, lead=("pop",))
+
+
+class _MeshShape:
+  shape = {"pop": 4, "data": 2}
+
+
+def test_a_disabled_metrics_writer_writes_nothing(tmp_path):
+  writer = writers.MetricsWriter(tmp_path, enabled=False)
+  writer.write(1, "train", {"loss": 1.0})
+  writer.close()
+  assert list(tmp_path.iterdir()) == [] and writer.read() == []
