@@ -5,8 +5,8 @@ Launch:   python -m seqlab.main --config=configs/classify.py:task=parity,model=r
               --workdir=runs/parity
 Variants: task in {parity, bracket_depth, digits}; model in {rnn (an LSTM read to the last
           real step), bidirectional (outputs pooled: o_1 + o_T), deep (two stacked LSTMs),
-          transformer (encoder + mean pooling; token tasks only)}; the cell with
-          --config.model.cell=gru
+          transformer (encoder + mean pooling; token tasks only), grid (a 2-D RNN over the
+          image, four sweeps; digits only)}; the cell with --config.model.cell=gru
 Runtime:  20-40 s on 2 CPU cores (2000 steps, H=64, data preparation included).
 Expected: validation accuracy after 2000 steps (one seed): parity (length <= 20) rnn 1.00,
           transformer ~0.6 (chance 0.5: attention averages, it cannot count mod 2);
@@ -18,7 +18,7 @@ from ml_collections.config_dict import placeholder
 from seqlab import config as base
 
 TASKS = {"parity": "parity", "bracket_depth": "bracket_depth", "digits": "sequential_digits"}
-MODELS = ("rnn", "bidirectional", "deep", "transformer")
+MODELS = ("rnn", "bidirectional", "deep", "transformer", "grid")
 
 
 def get_config(arg: str | None = None):
@@ -40,7 +40,15 @@ def get_config(arg: str | None = None):
     c.task.options.max_pairs = 15
 
   model = variant["model"]
-  if model == "transformer":
+  if model == "grid" and variant["task"] != "digits":
+    raise ValueError(f"classify: model=grid reads images; use task=digits, got {variant}")
+  if model == "grid":
+    c.model.name = "grid"
+    c.model.hidden_size = 32
+    c.model.directions = 4
+    c.model.activation = "tanh"
+    c.model.num_classes = placeholder(int)  # fixed by the data
+  elif model == "transformer":
     c.model.name = "transformer_classifier"
     c.model.vocab_size = placeholder(int)  # fixed by the data
     c.model.num_classes = placeholder(int)  # fixed by the data

@@ -17,6 +17,8 @@ def np_softmax(a):
 NP_ACT = {
     "tanh": np.tanh,
     "relu": lambda a: np.maximum(a, 0.0),
+    "leaky_relu": lambda a: np.where(a >= 0, a, 0.01 * a),
+    "elu": lambda a: np.where(a > 0, a, np.exp(np.minimum(a, 0.0)) - 1.0),
     "sigmoid": np_sigmoid,
     "identity": lambda a: a,
     "softmax": np_softmax,

@@ -14,7 +14,7 @@ from cell_references import (
 )
 
 from seqlab import cells
-from seqlab.cells import jordan, leaky, lstm
+from seqlab.cells import common, jordan, leaky, lstm
 
 I, H, O, B = 4, 6, 3, 3  # input, hidden, output sizes (all distinct) and batch
 TOL = {"atol": 1e-5, "rtol": 1e-5}
@@ -62,7 +62,7 @@ def assert_close(actual, expected, tol=None):
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
-@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "leaky_relu", "elu"])
 def test_elman_step(activation, use_bias):
   cell, params = setup("elman", activation=activation, use_bias=use_bias)
   assert ("b" in params) == use_bias
@@ -73,6 +73,20 @@ def test_elman_step(activation, use_bias):
   assert h_new.shape == (B, H)
   assert_close(h_new, expected)
   assert_close(y, expected)
+
+
+def test_leaky_relu_and_elu_values_and_derivatives():
+  """leaky ReLU: a or 0.01 a, slope 1 or 0.01; ELU: a or e^a - 1, slope 1 or e^a."""
+  a = np.array([-3.0, -0.5, -1e-3, 0.25, 2.0])
+  closed = {
+      "leaky_relu": (np.where(a > 0, a, 0.01 * a), np.where(a > 0, 1.0, 0.01)),
+      "elu": (np.where(a > 0, a, np.exp(a) - 1.0), np.where(a > 0, 1.0, np.exp(a))),
+  }
+  for name, (value, slope) in closed.items():
+    f = common.get_activation(name)
+    assert_close(f(jnp.asarray(a, jnp.float32)), value)
+    assert_close(jax.vmap(jax.grad(f))(jnp.asarray(a, jnp.float32)), slope)
+    assert common.DERIVATIVE_BOUND[name] == 1.0
 
 
 JORDAN_ACTIVATIONS = [("tanh", "identity"), ("relu", "softmax"), ("sigmoid", "tanh")]

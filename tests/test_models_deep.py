@@ -132,6 +132,31 @@ def test_deep_input_transition_and_output_mlps():
                              atol=1e-6)
 
 
+def test_deep_transition_shortcut():
+  """DT(S): h_t = tanh(x_t U + (h_{t-1} + MLP(h_{t-1})) W + b), the MLP skipped by one path."""
+  model = DeepRNN("elman", (H,), O, transition_mlp=(4, 5), transition_shortcut=True)
+  xs = _xs(2)
+  v = model.init(jax.random.key(0), xs)
+  p = v["params"]
+  cell_p, mlp_p = p["layer_0"]["transition"]["cell"], p["layer_0"]["transition"]["mlp"]
+  h, hs = np.zeros((B, H)), []
+  for t in range(T):
+    h_mid = h
+    for layer in mlp_p:
+      h_mid = np.tanh(h_mid @ np.asarray(layer["W"]) + np.asarray(layer["b"]))
+    h = np.tanh(np.asarray(xs[:, t]) @ cell_p["U"] + (h + h_mid) @ cell_p["W"] + cell_p["b"])
+    hs.append(h)
+  expected = _dense(p, "V", jnp.asarray(np.stack(hs, 1), jnp.float32))
+  np.testing.assert_allclose(model.apply(v, xs), expected, atol=1e-5)
+  # The shortcut is a path through time that skips the MLP: with the MLP's last layer
+  # zeroed, MLP(h) = 0 and the layer is the plain Elman RNN.
+  mlp_p[-1]["W"] = jnp.zeros_like(mlp_p[-1]["W"])
+  _, plain = Recurrent("elman", H).apply({"params": {"cell": cell_p}}, xs)
+  np.testing.assert_allclose(model.apply({"params": p}, xs), _dense(p, "V", plain), atol=1e-5)
+  with pytest.raises(ValueError, match="transition_shortcut needs a transition_mlp"):
+    DeepRNN("elman", (H,), O, transition_shortcut=True).init(jax.random.key(0), xs)
+
+
 def test_deep_rnn_with_lstm_transitions_overfits_and_vmaps():
   tokens = jax.random.randint(jax.random.key(0), (8, T), 0, O)
   target = jnp.concatenate([jnp.zeros((8, 2), jnp.int32), tokens[:, :-2]], 1)

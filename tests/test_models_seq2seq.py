@@ -17,6 +17,7 @@ import pytest
 
 from seqlab.models import attention as attn
 from seqlab.models import seq2seq
+from seqlab.models.recurrent import Recurrent
 from seqlab.models.seq2seq import Seq2Seq
 
 KINDS = ("dot", "general", "additive")
@@ -120,6 +121,9 @@ CONFIGS = {
     # (all it knows comes through attention); a predicted length; its own output vocabulary.
     "dot": dict(attention="dot", cell="elman", init_decoder="zeros", length_strategy="length",
                 target_vocab_size=V + 1),
+    # Bahdanau et al.'s encoder: forward and backward GRUs, a_j = [h->_j; h<-_j], the
+    # decoder started from the backward carry, general attention over 2H annotations.
+    "bidirectional": dict(attention="general", cell="gru", bidirectional=True),
 }
 
 
@@ -184,15 +188,17 @@ def test_teacher_forced_sequence_equals_single_steps(name):
   _close(steps.alpha, out.alpha)
 
 
-def test_padded_batch_equals_each_sequence_alone():
-  model, variables, (src, src_lengths, tgt, _) = _setup("additive")
+@pytest.mark.parametrize("name", ["additive", "bidirectional"])
+def test_padded_batch_equals_each_sequence_alone(name):
+  model, variables, (src, src_lengths, tgt, _) = _setup(name)
   apply, greedy = _jit_apply(model), _jit_apply(model, "greedy")
   out, dec = apply(variables, src, src_lengths, tgt), greedy(variables, src, src_lengths)
   alpha = np.asarray(out.alpha)
   b, n = 3, 2  # a source of length 2 padded to 4 (one more shape: one more compile)
   alone = apply(variables, src[b:b + 1, :n], None, tgt[b:b + 1])
   _close(out.logits[b], alone.logits[0])
-  _close(out.stop_logits[b], alone.stop_logits[0])
+  if out.stop_logits is not None:
+    _close(out.stop_logits[b], alone.stop_logits[0])
   _close(alpha[b, :, :n], alone.alpha[0])
   one = greedy(variables, src[b:b + 1, :n], None)
   np.testing.assert_array_equal(dec.tokens[b], one.tokens[0])
@@ -200,6 +206,29 @@ def test_padded_batch_equals_each_sequence_alone():
   real = np.arange(4)[None, None, :] < np.asarray(src_lengths)[:, None, None]
   assert np.all(alpha[np.broadcast_to(~real, alpha.shape)] == 0.0)
   np.testing.assert_allclose(alpha.sum(-1), 1.0, atol=1e-6)
+
+
+def test_bidirectional_encoder_halves_equal_separate_runs():
+  """a_j = [h->_j; h<-_j]: the forward half is a forward run, the backward half a forward
+  run over each source reversed within its own length; C = [h->_T; h<-_1]; s_0 = h<-_1."""
+  model, variables, (src, src_lengths, _, _) = _setup("bidirectional")
+  p = variables["params"]
+  state = _jit_apply(model, "encode")(variables, src, src_lengths)
+  a, C = np.asarray(state.memory.annotations), np.asarray(state.memory.context)
+  H = model.hidden_size
+  assert a.shape == (*src.shape, 2 * H) and C.shape == (src.shape[0], 2 * H)
+  embedded = p["src_embed"]["embedding"][src]
+  gru = Recurrent("gru", H)
+  for b in (0, 3, 6):  # sources of length 4 (no padding), 2 and 1
+    n = int(src_lengths[b])
+    x = embedded[b:b + 1, :n]
+    h_fwd, fwd = gru.apply({"params": p["encoder"]}, x)
+    h_bwd, bwd = gru.apply({"params": p["backward_encoder"]}, x[:, ::-1])
+    _close(a[b, :n, :H], fwd[0])
+    _close(a[b, :n, H:], bwd[0, ::-1])
+    np.testing.assert_array_equal(a[b, n:], 0.0)  # padded positions: zero annotations
+    _close(C[b], np.concatenate([h_fwd[0], h_bwd[0]]))
+    _close(state.carry[b], h_bwd[0])
 
 
 def _set(variables, path, value):

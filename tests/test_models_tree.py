@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from seqlab import cells, unroll
 from seqlab.models.recursive import TreeRNN, node_levels
@@ -61,8 +62,11 @@ def parity_batch(seed, batch, max_leaves):
   return (*pad_trees(trees, 2 * max_leaves - 1), jnp.asarray(labels))
 
 
-def np_tree(params, emb, tokens, children, activation=np.tanh):
-  """h_n = f([h_c1, h_c2] @ W + x_n @ U + b) by plain recursion from the root (float64)."""
+def np_tree(params, emb, tokens, children, activation=np.tanh, tensor=None):
+  """h_n = f([h_c1, h_c2] @ W + x_n @ U + b) by plain recursion from the root (float64).
+
+  With `tensor` T [2H, 2H, H] (the RNTN) unit k adds c^T T[:, :, k] c, c = [h_c1; h_c2].
+  """
   H = params["b"].shape[0]
   memo = {}
 
@@ -70,7 +74,11 @@ def np_tree(params, emb, tokens, children, activation=np.tanh):
     if n not in memo:
       kids = [h(c) if c >= 0 else np.zeros(H) for c in children[n]]
       x = emb[tokens[n]] if tokens[n] >= 0 else np.zeros(emb.shape[1])
-      memo[n] = activation(np.concatenate(kids) @ params["W"] + x @ params["U"] + params["b"])
+      c = np.concatenate(kids)
+      a = c @ params["W"] + x @ params["U"] + params["b"]
+      if tensor is not None:
+        a = a + np.array([c @ tensor[:, :, k] @ c for k in range(H)])
+      memo[n] = activation(a)
     return memo[n]
 
   return h
@@ -144,6 +152,31 @@ def test_binary_tree_equals_numpy_recursion():
   expected = np.stack([h(n) for n in range(7)]) @ p["V"]["kernel"] + p["V"]["bias"]
   np.testing.assert_allclose(o_nodes[0], expected, **TOL)
   np.testing.assert_allclose(o_root[0], expected[0], **TOL)
+
+
+def test_tensor_composition_equals_numpy_recursion():
+  """RNTN: h_n = tanh(c T c + c W + x_n U + b) on a random tree, out of topological order."""
+  rng = np.random.default_rng(7)
+  tokens, children = random_tree(rng, 5)
+  model = TreeRNN(hidden_size=4, num_classes=3, vocab_size=2, composition="tensor")
+  args = (jnp.asarray(tokens)[None], jnp.asarray(children)[None],
+          jnp.asarray(node_levels(children))[None])
+  variables = randomize(model.init(jax.random.key(0), *args), 8)
+  assert variables["params"]["T"].shape == (8, 8, 4)
+  o_root, o_nodes = model.apply(variables, *args)
+  p = to_np(variables["params"])
+  h = np_tree(p["cell"], p["Embed_0"]["embedding"], tokens, children, tensor=p["T"])
+  expected = np.stack([h(n) for n in range(len(tokens))]) @ p["V"]["kernel"] + p["V"]["bias"]
+  np.testing.assert_allclose(o_nodes[0], expected, **TOL)
+  root = int(np.argmax(node_levels(children)))
+  np.testing.assert_allclose(o_root[0], expected[root], **TOL)
+  # T = 0 is the matrix composition.
+  matrix = TreeRNN(hidden_size=4, num_classes=3, vocab_size=2)
+  zero_t = {"params": {**variables["params"], "T": jnp.zeros((8, 8, 4))}}
+  no_t = {"params": {k: v for k, v in variables["params"].items() if k != "T"}}
+  np.testing.assert_allclose(model.apply(zero_t, *args)[1], matrix.apply(no_t, *args)[1], **TOL)
+  with pytest.raises(ValueError, match="unknown composition 'cubic'"):
+    TreeRNN(hidden_size=4, composition="cubic").init(jax.random.key(0), *args)
 
 
 def test_padded_batch_equals_each_tree_alone():

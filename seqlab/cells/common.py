@@ -15,16 +15,22 @@ def matmul(v: Array, W: Array) -> Array:
   pass and form dW as one GEMM over all steps."""
   return v @ W
 
+LEAKY_SLOPE = 0.01  # leaky ReLU's slope for a < 0 (Maas et al. 2013)
+
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
+    "leaky_relu": lambda a: jnp.where(a >= 0, a, LEAKY_SLOPE * a),  # max(a, 0.01 a)
+    "elu": lambda a: jnp.where(a > 0, a, jnp.expm1(jnp.minimum(a, 0))),  # a, or e^a - 1
     "sigmoid": jax.nn.sigmoid,  # the logistic function 1 / (1 + e^-a)
     "identity": lambda a: a,
     "softmax": jax.nn.softmax,  # over the last axis; an output activation
 }
 
 # f'(a) bound used by the vanishing-gradient bound ||dh_t/dh_k|| <= (gamma ||W||)^(t-k).
-DERIVATIVE_BOUND = {"tanh": 1.0, "sigmoid": 0.25, "identity": 1.0, "relu": 1.0}
+DERIVATIVE_BOUND = {
+    "tanh": 1.0, "sigmoid": 0.25, "identity": 1.0, "relu": 1.0, "leaky_relu": 1.0, "elu": 1.0,
+}
 
 
 def get_activation(name: str) -> Callable[[Array], Array]:

@@ -11,6 +11,7 @@ import flax.linen as nn
 from seqlab.models.bidirectional import Bidirectional
 from seqlab.models.deep import DeepRNN
 from seqlab.models.esn import ESN
+from seqlab.models.grid import GridRNN
 from seqlab.models.jordan import JordanRNN
 from seqlab.models.nplm import NPLM
 from seqlab.models.recurrent import Recurrent
@@ -27,6 +28,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "deep": DeepRNN,
     "seq2seq": Seq2Seq,
     "tree": TreeRNN,
+    "grid": GridRNN,
     "esn": ESN,
     "tdnn": TDNN,
     "nplm": NPLM,

@@ -5,7 +5,10 @@ Depth in three places, each optional:
 - stacked layers: h^l_t = cell_l(h^l_{t-1}, h^{l-1}_t), h^0_t = x_t;
 - deep input-to-hidden: x_t -> MLP -> the first layer;
 - deep hidden-to-hidden (deep transition): h^l_t = cell_l(MLP_l(h^l_{t-1}), x^l_t),
-  an MLP between consecutive states of a layer;
+  an MLP between consecutive states of a layer; with a shortcut the cell reads
+  h^l_{t-1} + MLP_l(h^l_{t-1}), so one path from h_{t-1} to h_t skips the MLP (Pascanu
+  et al.'s DT(S)-RNN, its shortcut weight shared with the cell's W) and the path through
+  time is no longer than a shallow RNN's;
 - deep hidden-to-output: o_t = MLP_out(h^L_t) before the output layer o = c + V h.
 Skip connections across layers (Graves 2013): every layer also reads x_t and the output
 reads every layer. Residual connections: h^l_t + h^{l-1}_t where the sizes match.
@@ -50,21 +53,28 @@ def map_hidden(carry: Any, fn) -> Any:
   raise ValueError(f"deep transitions need a carry with a hidden state h, got {type(carry)}")
 
 
-def transition_step(cell: cells.Cell):
-  """The deep-transition step: h_{t-1} -> MLP -> cell.step, params {"cell", "mlp"}."""
+def transition_step(cell: cells.Cell, shortcut: bool = False):
+  """The deep-transition step: h_{t-1} -> MLP (+ h_{t-1} with the shortcut) -> cell.step.
+
+  Params {"cell", "mlp"}.
+  """
+  def transition(params, h):
+    return h + mlp(params["mlp"], h) if shortcut else mlp(params["mlp"], h)
+
   def step(params, carry, x):
-    carry = map_hidden(carry, lambda h: mlp(params["mlp"], h))
+    carry = map_hidden(carry, lambda h: transition(params, h))
     return cell.step(params["cell"], carry, x)
   return step
 
 
 class DeepTransition(nn.Module):
-  """One recurrent layer whose state passes through an MLP between time steps."""
+  """One recurrent layer whose state passes through an MLP (and a shortcut) between steps."""
 
   cell: str
   hidden_size: int
   mlp_sizes: Sequence[int]
   cell_options: Mapping[str, Any] | None = None
+  shortcut: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -79,7 +89,8 @@ class DeepTransition(nn.Module):
 
     params = cast_floats(self.param("transition", init), self.dtype)
     carry = cell.initial_carry(params["cell"], xs.shape[:1])
-    _, hs = unroll.scan(transition_step(cell), params, carry, xs.astype(self.dtype), lengths)
+    step = transition_step(cell, self.shortcut)
+    _, hs = unroll.scan(step, params, carry, xs.astype(self.dtype), lengths)
     return hs
 
 
@@ -92,6 +103,7 @@ class DeepRNN(nn.Module):
   cell_options: Mapping[str, Any] | None = None
   input_mlp: Sequence[int] = ()
   transition_mlp: Sequence[int] = ()
+  transition_shortcut: bool = False
   output_mlp: Sequence[int] = ()
   skip: bool = False
   residual: bool = False
@@ -102,6 +114,8 @@ class DeepRNN(nn.Module):
   @nn.compact
   def __call__(self, inputs: Array, lengths: Array | None = None) -> Array:
     """Logits o_t [B, T, O]."""
+    if self.transition_shortcut and not self.transition_mlp:
+      raise ValueError("transition_shortcut needs a transition_mlp to go around")
     xs = inputs
     if self.vocab_size is not None:
       xs = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype, name="embed")(xs)
@@ -113,7 +127,8 @@ class DeepRNN(nn.Module):
       layer_in = below if (l == 0 or not self.skip) else jnp.concatenate([below, xs], -1)
       if self.transition_mlp:
         hs = DeepTransition(self.cell, size, self.transition_mlp, self.cell_options,
-                            self.dtype, name=f"layer_{l}")(layer_in, lengths)
+                            self.transition_shortcut, self.dtype,
+                            name=f"layer_{l}")(layer_in, lengths)
       else:
         _, hs = Recurrent(self.cell, size, self.cell_options, dtype=self.dtype,
                           name=f"layer_{l}")(layer_in, lengths)

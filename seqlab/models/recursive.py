@@ -12,6 +12,14 @@ node's input (a leaf's token embedding or vector; zero where a node has none). T
 is the Elman step with h_{t-1} replaced by the concatenated children's states, so
 the composition calls `cells.elman.step`; a chain-shaped tree is exactly an Elman RNN.
 
+With composition="tensor" (the recursive neural tensor network of Socher et al. 2013)
+every output unit k also reads the children through a bilinear form, so the children
+can modulate each other multiplicatively:
+
+    h_n = f(c T c + c W + x_n U + b),   (c T c)_k = sum_ij c_i T_ijk c_j,   c = [h_c1; ...; h_cK]
+
+with T [K*H, K*H, H] (Socher's V^{[1:d]}, one slice per output unit).
+
 Trees are arrays, padded to N nodes per tree:
   inputs    [B, N] int token ids (negative: no input) or [B, N, F] vectors;
   children  [B, N, K] int node indices of each node's children, -1 for none;
@@ -21,8 +29,8 @@ Level l of every tree in the batch is computed at once (a gather of the children
 states, one matmul) inside a `jax.lax.scan` over l = 0..L-1. The root is the unique
 node of the highest level. Each level step composes every node and keeps those of the
 current level: simple and jit-friendly, at L times the cost of composing each node once.
-Params: "cell" = {U, W, b} (with K = 1, exactly `cells.elman`'s), "V" = `nn.Dense`
-(kernel V, bias c), "Embed_0" when the inputs are token ids.
+Params: "cell" = {U, W, b} (with K = 1, exactly `cells.elman`'s), "T" with the tensor
+composition, "V" = `nn.Dense` (kernel V, bias c), "Embed_0" when the inputs are token ids.
 """
 
 from typing import Any
@@ -36,6 +44,7 @@ from seqlab.cells import elman, initializers
 from seqlab.models.recurrent import cast_floats
 
 Array = jax.Array
+COMPOSITIONS = ("matrix", "tensor")
 
 
 def node_levels(children: np.ndarray) -> np.ndarray:
@@ -78,6 +87,17 @@ def init(key: Array, input_size: int, hidden_size: int, num_children: int) -> di
   }
 
 
+def init_tensor(key: Array, children_size: int, hidden_size: int) -> Array:
+  """T [K*H, K*H, H] ~ N(0, 1 / (K*H)^2): c T c starts at the scale of c W for |c_i| ~ 1."""
+  shape = (children_size, children_size, hidden_size)
+  return jax.random.normal(key, shape) / children_size
+
+
+def tensor_term(T: Array, c: Array) -> Array:
+  """(c T c)_k = sum_ij c_i T_ijk c_j for every node: c [..., K*H] -> [..., H]."""
+  return jnp.einsum("...i,ijk,...j->...k", c, T, c)
+
+
 class TreeRNN(nn.Module):
   """Recursive net h_n = tanh([h_children] W + x_n U + b) over padded batched trees.
 
@@ -87,6 +107,7 @@ class TreeRNN(nn.Module):
     vocab_size: when set, inputs are token ids embedded by an `nn.Embed`.
     embed_size: the embedding size (defaults to hidden_size).
     activation: the composition's nonlinearity (a `cells.common` activation name).
+    composition: "matrix" (c W) or "tensor" (c T c + c W, Socher et al.'s RNTN).
     dtype: computation dtype (params are stored in float32 and cast).
   """
 
@@ -95,6 +116,7 @@ class TreeRNN(nn.Module):
   vocab_size: int | None = None
   embed_size: int | None = None
   activation: str = "tanh"
+  composition: str = "matrix"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -115,13 +137,20 @@ class TreeRNN(nn.Module):
       x = jnp.where((inputs >= 0)[..., None], embed(jnp.maximum(inputs, 0)), 0)
     else:
       x = inputs
+    if self.composition not in COMPOSITIONS:
+      raise ValueError(f"unknown composition {self.composition!r}; known: {list(COMPOSITIONS)}")
     B, N, K = children.shape
     params = self.param("cell", init, x.shape[-1], self.hidden_size, K)
     params, x = cast_floats(params, self.dtype), x.astype(self.dtype)
+    ux = elman.project(params, x)  # x_n U + b, the same at every level
+    if self.composition == "tensor":
+      T = self.param("T", init_tensor, K * self.hidden_size, self.hidden_size).astype(self.dtype)
 
     def level_step(h, level):
-      """All nodes of `level`, across the batch: h_n = f([h_children] W + x_n U + b)."""
-      h_new, _ = elman.step(params, gather_children(h, children), x, activation=self.activation)
+      """All nodes of `level`, across the batch: h_n = f([c T c +] c W + x_n U + b)."""
+      c = gather_children(h, children)
+      a = ux + tensor_term(T, c) if self.composition == "tensor" else ux
+      h_new, _ = elman.recur(params, c, a, activation=self.activation)
       return jnp.where((levels == level)[..., None], h_new, h), None
 
     h0 = jnp.zeros((B, N, self.hidden_size), self.dtype)

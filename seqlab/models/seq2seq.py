@@ -3,6 +3,9 @@
 Encoder (reader) over the source tokens x_1..x_{T_x}, embedded by E_x:
     h_j = f_enc(h_{j-1}, E_x x_j),   a_j = its output at j (the annotations),
     C = h_{T_x}                      the context vector: the final state of each sequence.
+Bidirectional encoder (Bahdanau et al. 2015): a second cell reads x_{T_x}..x_1,
+    a_j = [h->_j; h<-_j],  C = [h->_{T_x}; h<-_1],  the decoder starts from h<-_1's carry,
+so each annotation summarises the whole source, most of all the words around j.
 Decoder (writer) from s_0 = C (init_decoder "copy"), tanh(C W_s + b_s) ("dense") or 0:
     alpha_t = softmax_j(score(s_{t-1}, a_j)),  c_t = sum_j alpha_tj a_j     (with attention)
     s_t = f_dec(s_{t-1}, [E_y y_{t-1}; c_t; C])  (c_t with attention, C with `condition`)
@@ -136,9 +139,14 @@ class Decoder(nn.Module):
     elif self.init_decoder not in ("copy", "zeros"):
       raise ValueError(f"unknown init_decoder {self.init_decoder!r}; known: copy, dense, zeros")
 
-  def start(self, encoder_carry: Any, a: Array, mask: Array) -> DecoderState:
-    """The state before the first step: s_0 from the encoder's final carry, and the memory."""
-    C = hidden(encoder_carry).astype(self.dtype)
+  def start(
+      self, encoder_carry: Any, a: Array, mask: Array, context: Array | None = None
+  ) -> DecoderState:
+    """The state before the first step: s_0 from the encoder's final carry, and the memory.
+
+    The context C is `context` when given, otherwise the encoder carry's state.
+    """
+    C = (hidden(encoder_carry) if context is None else context).astype(self.dtype)
     keys = self.attend.keys(a) if self.attention else None
     carry = self.make_cell().initial_carry(cast_floats(self.cell_params, self.dtype), (a.shape[0],))
     if self.init_decoder == "copy":
@@ -183,6 +191,7 @@ class Seq2Seq(nn.Module):
   Attributes:
     vocab_size: source vocabulary size (and the target's unless target_vocab_size).
     cell, hidden_size, cell_options: the encoder's cell (and the decoder's by default).
+    bidirectional: a backward encoder too; annotations and C are [forward; backward] (2H).
     embed_size: token embedding size (source and target).
     decoder_cell, decoder_hidden_size, decoder_cell_options: the decoder's, if different
       (a different decoder cell does not inherit cell_options).
@@ -203,6 +212,7 @@ class Seq2Seq(nn.Module):
   hidden_size: int = 64
   embed_size: int = 32
   cell_options: Mapping[str, Any] | None = None
+  bidirectional: bool = False
   decoder_cell: str | None = None
   decoder_hidden_size: int | None = None
   decoder_cell_options: Mapping[str, Any] | None = None
@@ -225,12 +235,15 @@ class Seq2Seq(nn.Module):
     self.src_embed = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype)
     self.encoder = Recurrent(self.cell, self.hidden_size, self.cell_options, unroll=self.unroll,
                              dtype=self.dtype)
+    if self.bidirectional:
+      self.backward_encoder = Recurrent(self.cell, self.hidden_size, self.cell_options,
+                                        reverse=True, unroll=self.unroll, dtype=self.dtype)
     self.decoder = Decoder(
         cell=self.decoder_cell or self.cell,
         hidden_size=self.decoder_hidden_size or self.hidden_size,
         vocab_size=self.target_vocab_size or self.vocab_size,
         embed_size=self.embed_size,
-        memory_size=self.hidden_size,
+        memory_size=self.hidden_size * (2 if self.bidirectional else 1),
         attention=self.attention,
         attention_size=self.attention_size,
         condition=self.condition,
@@ -245,12 +258,19 @@ class Seq2Seq(nn.Module):
 
   def encode(self, src: Array, src_lengths: Array | None = None) -> DecoderState:
     """Read the source [B, T_x] (padded after src_lengths): the decoder's initial state."""
-    carry, a = self.encoder(self.src_embed(src), src_lengths)
+    xs = self.src_embed(src)
+    carry, a = self.encoder(xs, src_lengths)
+    context = None
+    if self.bidirectional:  # a_j = [h->_j; h<-_j], C = [h->_T; h<-_1], s_0 from h<-_1
+      backward_carry, backward_a = self.backward_encoder(xs, src_lengths)
+      a = jnp.concatenate([a, backward_a], -1)
+      context = jnp.concatenate([hidden(carry), hidden(backward_carry)], -1)
+      carry = backward_carry
     if src_lengths is None:
       mask = jnp.ones(src.shape, bool)
     else:
       mask = unroll.length_mask(src_lengths, src.shape[1])
-    return self.decoder.start(carry, a, mask)
+    return self.decoder.start(carry, a, mask, context)
 
   def decode_step(self, state: DecoderState, y_prev: Array) -> tuple[DecoderState, StepOutput]:
     """One decoder step: (state, previous tokens [B]) -> (new state, logits and the rest)."""
