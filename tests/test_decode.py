@@ -242,9 +242,10 @@ def test_batched_narrow_beams_equal_each_row_alone_and_numpy(length_penalty):
   rows = [0, 1, 2, 3]
   table = _table(4, seed=11, eos_bias=[*ROWS_EOS_BIAS, 1.0])
   step_fn = _decoder_step(_table_step(table))
-  beams = decode.beam_search(step_fn, _table_state(rows), 0, TABLE_LEN, 2, 1, length_penalty)
+  search = jax.jit(decode.beam_search, static_argnums=(0, 2, 3, 4, 5, 6))  # 2 compiles, not 5
+  beams = search(step_fn, _table_state(rows), 0, TABLE_LEN, 2, 1, length_penalty)
   for b in rows:
-    alone = decode.beam_search(step_fn, _table_state([b]), 0, TABLE_LEN, 2, 1, length_penalty)
+    alone = search(step_fn, _table_state([b]), 0, TABLE_LEN, 2, 1, length_penalty)
     for field in ("tokens", "log_probs", "lengths"):
       np.testing.assert_array_equal(getattr(beams, field)[b], getattr(alone, field)[0])
     _assert_beams(beams, b, _np_beam_search(table, b, 2, 1, length_penalty), 1)
