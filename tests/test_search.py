@@ -70,6 +70,18 @@ def _assert_exactly(url: str, trials: int) -> list:
   return failed
 
 
+def test_workers_creating_one_sqlite_file_at_once(tmp_path):
+  """Six workers open a new SQLite storage together: the losers of the table-creation race
+  (a UNIQUE failure on alembic's version row) wait and open it, none fails."""
+  url = f"sqlite:///{tmp_path}/optuna.db"
+  code = ("import sys; from seqlab.sweep import search; "
+          "search._storage(sys.argv[1], sys.argv[1], {'connect_args': {'timeout': 60}}, 1, 3)")
+  workers = [subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for _ in range(6)]
+  _finish(*workers)
+
+
 def test_two_workers_on_an_sqlite_file(data_dir, tmp_path):
   url = f"sqlite:///{tmp_path}/optuna.db"
   _finish(_worker(data_dir, url, 5), _worker(data_dir, url, 5))

@@ -67,11 +67,18 @@ def _storage(url: str, given: str, engine: dict, heartbeat_s: int, max_retry: in
                 max_retry=max_retry))
     except Exception as e:  # sqlalchemy/driver errors: a bad URL, no server, no permission
       attempt += 1
-      if "already exists" in str(e) and attempt < attempts:  # two workers started at once
+      if _creating_race(e) and attempt < attempts:  # two workers started at once
         time.sleep(1.0)
         continue
       raise ConnectionError(f"cannot open the study storage {_shown(given)}: "
                             f"{type(e).__name__}: {e}") from e
+
+
+def _creating_race(e: Exception) -> bool:
+  """Another worker is creating the same tables (PostgreSQL: "already exists"; SQLite: a
+  UNIQUE failure on alembic's version row)."""
+  text = str(e)
+  return "already exists" in text or "UNIQUE constraint failed" in text
 
 
 def _shown(url: str) -> str:
