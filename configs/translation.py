@@ -33,6 +33,7 @@ def get_config(arg: str | None = None):
                      "noattention, transformer")
   c = base.base_config()
   c.task.name = "translation_pairs"
+  c.task.options.path = placeholder(str)  # a TSV of pairs; None: generated number pairs
   c.task.options.target_lang = "fr"
   c.task.options.level = "char"
   c.task.options.max_number = 9_999  # cardinals 0..max_number (smaller: quicker tests)

@@ -20,6 +20,8 @@ def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
               pattern: str = "many_to_many") -> ml_collections.ConfigDict:
   """config.model for the `rnn` model with the CELL_PRESETS cell `cell`; the vocabulary and
   output sizes are placeholders the data fills (an embedding only with embed_size)."""
+  if cell not in CELL_PRESETS:
+    raise ValueError(f"unknown cell variant cell={cell!r}; known: {sorted(CELL_PRESETS)}")
   family, options = CELL_PRESETS[cell]
   m = ml_collections.ConfigDict()
   m.name, m.pattern, m.cell, m.cell_options = "rnn", pattern, family, options

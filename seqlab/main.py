@@ -4,16 +4,19 @@
     python -m seqlab.main --config=configs/char_lstm.py --workdir=runs/char --mode=complete \
         --prefix="Romeo:" --prefix="deep lea"
 
-Rerunning a train command resumes from the workdir's latest checkpoint.
+Rerunning a train command resumes from the workdir's latest checkpoint. A mistake in the
+config, the flags or the data ends in one line `error: ...` naming the culprit and exit
+status 2; `--verbosity=1` shows the traceback as well.
 """
 
 import logging
+import sys
 
 from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from seqlab import problems
+from seqlab import errors, problems
 from seqlab.train import loop, modes
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -32,15 +35,24 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:  # orbax and jax log every save at INFO
     absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-  config, workdir = _CONFIG.value, _WORKDIR.value
-  problem = problems.build_problem(config)
-  if _MODE.value == "train":
-    loop.train(problem, config, workdir)
-    modes.after_training(problem, config, workdir)
-  else:
-    modes.run(_MODE.value, problem, config, workdir, prefixes=_PREFIX.value,
-              sentences=_SENTENCE.value)
+  with errors.user_errors_end_in_one_line(verbose=flags.FLAGS.verbosity >= 1, argv=sys.argv):
+    config, workdir = _CONFIG.value, _WORKDIR.value  # the config file loads here
+    problem = problems.build_problem(config)
+    if _MODE.value == "train":
+      loop.train(problem, config, workdir)
+      modes.after_training(problem, config, workdir)
+    else:
+      modes.run(_MODE.value, problem, config, workdir, prefixes=_PREFIX.value,
+                sentences=_SENTENCE.value)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing; a bad flag or config file ends in one line and exit status 2."""
+  with errors.user_errors_end_in_one_line(verbose=errors.verbose_in(argv), argv=argv,
+                                          also=(Exception,)):
+    return flags.FLAGS(argv)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
+  sys.exit(0)
