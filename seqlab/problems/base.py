@@ -28,6 +28,7 @@ class ProblemBase:
   def build_model(self, **data_fields: Any):
     """MODELS[config.model.name] from config.model, with the fields the data fixes (the
     sizes; a model without such a field takes none); a set value must agree with the data."""
+    self.data_fields = data_fields  # a sweep member rebuilds its model with the same sizes
     model_cfg = self.config.model.to_dict()
     name = model_cfg.pop("name")
     fields = models.model_fields(name)

@@ -82,12 +82,13 @@ def build(config: ml_collections.ConfigDict, problem=None) -> Population:
 def _member_problem(problem, config):
   """`problem` itself, or a copy whose model is built from `config` when model/train differ."""
   same = (config.model.to_dict() == problem.config.model.to_dict()
-          and config.train.to_dict() == problem.config.train.to_dict())
+          and config.train.to_dict() == problem.config.train.to_dict()
+          and config.problem.to_dict() == problem.config.problem.to_dict())
   if same:
     return problem
   member = copy.copy(problem)
   member.config = config
-  member.model = problem.build_model(config.model.to_dict())
+  member.model = member.build_model(**problem.data_fields)
   return member
 
 
