@@ -15,7 +15,8 @@ import pytest
 import sacrebleu
 
 from seqlab import config as base
-from seqlab import losses, problems, teacher_forcing
+from seqlab import losses, problems, teacher_forcing, unroll
+from seqlab.data.vocab import BOS
 from seqlab.problems import translation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,8 +122,9 @@ def test_scheduled_sampling_with_eps_one_is_teacher_forcing(problem):
   @jax.jit
   def scheduled(params, batch, rng, eps):
     model = problem.model.bind(params)
+    prev = unroll.shift_right(batch["targets"], BOS)  # what seq2seq's __call__ reads
     return teacher_forcing.feed(model.step, model.start(batch["inputs"], batch["source_lengths"]),
-                                batch["decoder_inputs"], eps, rng)
+                                prev, eps, rng)
 
   rng = jax.random.key(3)
   np.testing.assert_allclose(scheduled(params, batch, rng, 1.0), forced, atol=1e-5)
