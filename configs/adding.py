@@ -19,6 +19,7 @@ def get_config(arg: str | None = None):
   """The adding-problem experiment; `arg` = 'cell=...,T=...'."""
   variant = base.parse_variant(arg, {"cell": "lstm", "T": 50})
   c = base.base_config()
+  c.problem = base.problem("regression")
   c.task.name = "adding"
   c.task.options.length = variant["T"]
   c.task.options.num_train = 10_000

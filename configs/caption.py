@@ -4,8 +4,8 @@ teacher-forced training, greedy captions for the exact-match metric.
 
 Launch:   python -m seqlab.main --config=configs/caption.py --workdir=runs/caption
 Variants: cell in {elman, irnn, lstm, gru}: configs/caption.py:cell=gru ; scheduled
-          sampling: --config.train.teacher_forcing=inverse_sigmoid
-          --config.train.teacher_forcing_k=200
+          sampling: --config.problem.teacher_forcing=inverse_sigmoid
+          --config.problem.teacher_forcing_k=200
 Runtime:  ~25 s on 2 CPU cores (1500 steps, H=64).
 Expected: validation token_accuracy ~0.99 and exact_match ~0.97 (the greedy caption spells
           the digit's name and stops); the run ends by captioning 10 test images.
@@ -19,6 +19,7 @@ def get_config(arg: str | None = None):
   """The captioning experiment; `arg` = 'cell=...'."""
   variant = base.parse_variant(arg, {"cell": "lstm"})
   c = base.base_config()
+  c.problem = base.problem("captioning")
   c.task.name = "digits_caption"
 
   c.model = base.rnn_model(variant["cell"], hidden_size=64, embed_size=16,

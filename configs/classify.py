@@ -28,6 +28,8 @@ def get_config(arg: str | None = None):
     raise ValueError(f"classify variants: task in {sorted(TASKS)}, model in {list(MODELS)}; "
                      f"got {variant}")
   c = base.base_config()
+  c.problem = base.problem(
+      "classification", pooling="first_last" if variant["model"] == "bidirectional" else "last")
   c.task.name = TASKS[variant["task"]]
   if variant["task"] != "digits":  # the digits are scikit-learn's 1797 images
     c.task.options.num_train = 10_000
@@ -51,7 +53,7 @@ def get_config(arg: str | None = None):
   elif model == "transformer":
     c.model.name = "transformer_classifier"
     c.model.vocab_size = placeholder(int)  # fixed by the data
-    c.model.num_classes = placeholder(int)  # fixed by the data
+    c.model.output_size = placeholder(int)  # fixed by the data
     c.model.d_model = 64
     c.model.num_heads = 4
     c.model.num_layers = 2
@@ -69,7 +71,6 @@ def get_config(arg: str | None = None):
     if model != "bidirectional":  # it reads one-hot tokens (it has no embedding)
       c.model.vocab_size = placeholder(int)  # fixed by the data (None for digits)
       c.model.embed_size = 16
-  c.train.pooling = "first_last" if model == "bidirectional" else "last"
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.clip_norm = 1.0

@@ -16,6 +16,7 @@ def get_config(arg: str | None = None):
   """The copy-task experiment; `arg` = 'cell=...,delay=...'."""
   variant = base.parse_variant(arg, {"cell": "lstm", "delay": 20})
   c = base.base_config()
+  c.problem = base.problem("tagging")
   c.task.name = "copy"
   c.task.options.alphabet_size = 8
   c.task.options.num_symbols = 10

@@ -1,11 +1,11 @@
 """Mackey-Glass (tau = 17) one-step-ahead prediction with an echo-state network (Jaeger
 2001): a fixed random reservoir of spectral radius rho, and a linear readout fitted in
-closed form by ridge regression (train.readout_fit = "ridge") on one pass over the
+closed form by ridge regression (problem.readout_fit = "ridge") on one pass over the
 training windows; the training step then changes nothing and only evaluates and saves.
 
 Launch:   python -m seqlab.main --config=configs/esn.py --workdir=runs/esn
 Variants: rho, the reservoir's spectral radius: configs/esn.py:rho=1.2 ;
-          readout by gradient instead: --config.train.readout_fit=gradient
+          readout by gradient instead: --config.problem.readout_fit=gradient
           --config.train.num_steps=3000
 Runtime:  ~15 s on 2 CPU cores (Mackey-Glass generation, reservoir pass, float64 solve).
 Expected: validation NRMSE ~6e-4 (rho=0.9), ~3e-4 (rho=1.2); loss_vs_persistence < 1e-3.
@@ -21,6 +21,8 @@ def get_config(arg: str | None = None):
   """The ESN experiment; `arg` = 'rho=...'."""
   variant = base.parse_variant(arg, {"rho": 0.9})
   c = base.base_config()
+  c.problem = base.problem("series", readout_fit="ridge", ridge=1e-6,
+                           washout=50)  # each window starts from h = 0
   c.task.name = "mackey_glass"
   c.task.options.num_samples = 10_000
   c.task.options.window = 200
@@ -36,9 +38,6 @@ def get_config(arg: str | None = None):
   c.model.leak_rate = 1.0
   c.model.readout_input = False
 
-  c.train.readout_fit = "ridge"
-  c.train.ridge = 1e-6
-  c.train.washout = 50  # each window starts from h = 0
   c.train.batch_size = 32
   c.train.num_steps = 1  # the fit happens at initialisation
   c.train.log_every = 1

@@ -10,8 +10,8 @@ Variants:  model in {attention, noattention, transformer}; attention in {additiv
            e.g. configs/translation.py:model=transformer, configs/translation.py:attention=dot;
            data in {items, long}: long = sentences of 1..8 items joined by "; " (1-79 words,
            4-358 characters), word level: configs/translation.py:model=noattention,data=long
-Scheduled sampling (recurrent decoder): --config.train.teacher_forcing=inverse_sigmoid
-           --config.train.teacher_forcing_k=300 (or linear with k = slope, exponential k < 1)
+Scheduled sampling (recurrent decoder): --config.problem.teacher_forcing=inverse_sigmoid
+           --config.problem.teacher_forcing_k=300 (or linear with k = slope, exponential k < 1)
 Runtime:   1000 steps, batch 64, characters, measured on 2 CPU cores shared with other jobs
            (load ~6): attention ~4 min (4.4 steps/s), noattention ~3 min (7.3 steps/s),
            transformer ~5.5 min (3.2 steps/s), data preparation (~15 s, first run) and the
@@ -39,7 +39,9 @@ def get_config(arg: str | None = None):
   if variant["data"] not in ("items", "long"):
     raise ValueError(f"unknown data variant {variant['data']!r}; known: items, long")
   c = base.base_config()
+  c.problem = base.problem("translation")
   c.task.name = "translation_pairs"
+  c.task.options.path = placeholder(str)  # a TSV of pairs; None: generated number pairs
   c.task.options.target_lang = "fr"
   c.task.options.level = "char"
   c.task.options.max_number = 9_999  # cardinals 0..max_number (smaller: quicker tests)
@@ -59,8 +61,8 @@ def get_config(arg: str | None = None):
     c.model.num_layers = 2
     c.model.d_ff = 128
     c.model.dropout_rate = 0.0
-    c.model.src_vocab_size = placeholder(int)  # fixed by the data
-    c.model.tgt_vocab_size = placeholder(int)  # fixed by the data
+    c.model.vocab_size = placeholder(int)  # fixed by the data
+    c.model.output_size = placeholder(int)  # fixed by the data
     c.optimizer.warmup_steps = 200
     c.optimizer.decay_steps = 800  # warmup + decay = num_steps
   else:
@@ -74,7 +76,7 @@ def get_config(arg: str | None = None):
     c.model.length_strategy = "eos"
     c.model.max_length = 80
     c.model.vocab_size = placeholder(int)  # fixed by the data
-    c.model.target_vocab_size = placeholder(int)  # fixed by the data
+    c.model.output_size = placeholder(int)  # fixed by the data
 
   c.train.batch_size = 64
   c.train.num_steps = 1000

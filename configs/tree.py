@@ -20,6 +20,7 @@ def get_config(arg: str | None = None):
   """The tree experiment; `arg` = 'operators=...,max_leaves=...'."""
   variant = base.parse_variant(arg, {"operators": "+*", "max_leaves": 4})
   c = base.base_config()
+  c.problem = base.problem("tree")
   c.task.name = "trees"
   c.task.options.min_leaves = 2
   c.task.options.max_leaves = variant["max_leaves"]
@@ -32,7 +33,7 @@ def get_config(arg: str | None = None):
   c.model.hidden_size = 64
   c.model.embed_size = 16
   c.model.vocab_size = placeholder(int)  # fixed by the data
-  c.model.num_classes = placeholder(int)  # fixed by the data
+  c.model.output_size = placeholder(int)  # fixed by the data
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.clip_norm = 1.0

@@ -14,13 +14,17 @@ nets. With plain SGD the gradient actually applied is measurable from the parame
 (train.nonfinite = "skip"). Writes study3_gradient_clipping.png and .md.
 """
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 from absl import app, flags
 
+from seqlab import config as base
 from seqlab.analysis import report
 from seqlab.sweep import studies
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 _QUICK = flags.DEFINE_bool("quick", False, "A seconds-long smoke run (tiny net, 60 steps).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "out/study3", "Where the PNG and table go.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
@@ -63,7 +67,7 @@ def main(argv):
   }
   axes = (("optimizer.learning_rate", lrs), ("optimizer.clip_norm", thresholds),
           ("seed", seeds))
-  run = studies.run(studies.load_config("adding.py", f"cell=elman,T={T}"), fields, axes)
+  run = studies.run(base.load_file(CONFIGS / "adding.py", f"cell=elman,T={T}"), fields, axes)
   members, hist = run.pop.members, run.result.history
   grad = np.where(np.isfinite(hist["grad_norm"]), hist["grad_norm"], np.nan)
   lr = np.array([m["optimizer.learning_rate"] for m in members])

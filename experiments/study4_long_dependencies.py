@@ -14,13 +14,17 @@ T and the cell change shapes, so they are separate programs. Writes
 study4_long_dependencies.png and .md.
 """
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 from absl import app, flags
 
+from seqlab import config as base
 from seqlab.analysis import report
 from seqlab.sweep import studies
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 _QUICK = flags.DEFINE_bool("quick", False, "A seconds-long smoke run (one T, two cells).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "out/study4", "Where the PNG and table go.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
@@ -47,7 +51,7 @@ def run_one(task: str, T: int, cell: str, seeds, steps: int, quick: bool):
             "task.options.num_validation": 64 if quick else 256, "task.options.num_test": 64,
             "model.hidden_size": 16 if quick else hidden, "optimizer.learning_rate": lr,
             "train.num_steps": steps, "train.eval_batches": 8, **extra}
-  return studies.run(studies.load_config(file, f"cell={cell},{key}={T}"), fields,
+  return studies.run(base.load_file(CONFIGS / file, f"cell={cell},{key}={T}"), fields,
                      (("seed", tuple(seeds)),))
 
 

@@ -18,15 +18,19 @@ every reservoir in one program; the metric is the test NRMSE = sqrt(MSE / Var(y)
 Writes study5_echo_state.png and .md.
 """
 
+from pathlib import Path
+
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 from absl import app, flags
 
+from seqlab import config as base
 from seqlab.analysis import report
 from seqlab.models.esn import ESN
 from seqlab.sweep import population, studies
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 _QUICK = flags.DEFINE_bool("quick", False, "A seconds-long smoke run (small reservoirs).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "out/study5", "Where the PNG and table go.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
@@ -71,8 +75,8 @@ def mackey_glass_nrmse(rhos, seeds, hidden: int, quick: bool):
             "train.num_steps": 0}
   if quick:
     fields.update({"task.options.num_samples": 2000, "task.options.window": 100,
-                   "train.washout": 20, "train.batch_size": 8})
-  run = studies.run(studies.load_config("esn.py"), fields,
+                   "problem.washout": 20, "train.batch_size": 8})
+  run = studies.run(base.load_file(CONFIGS / "esn.py"), fields,
                     (("model.rho", tuple(rhos)), ("seed", tuple(seeds))), split="test")
   return np.array([f["nrmse"] for f in run.finals]), run
 

@@ -25,7 +25,6 @@ gap without attention here is one of learning speed, not of a length limit.
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -33,13 +32,13 @@ import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from seqlab import config as base
+from seqlab import problems
+from seqlab.data import vocab
+from seqlab.problems.translation import bleu_stats, corpus_bleu
+from seqlab.train import loop
 
-from configs import translation as translation_config  # noqa: E402
-from seqlab import problems  # noqa: E402
-from seqlab.data import vocab  # noqa: E402
-from seqlab.problems.translation import bleu_stats, corpus_bleu  # noqa: E402
-from seqlab.train import loop  # noqa: E402
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/bleu_by_length", "Where runs and outputs go.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
@@ -68,7 +67,7 @@ QUICK = {"task.options.max_number": 99, "task.options.max_ordinal": 20,
 def make_config(model: str, data_dir: str, quick: bool, num_steps: int = 0, data: str = "items"):
   """configs/translation.py:model=<model>,data=<data>, with the quick overrides where the
   model has them."""
-  config = translation_config.get_config(f"model={model},data={data}")
+  config = base.load_file(CONFIGS / "translation.py", f"model={model},data={data}")
   config.task.data_dir = data_dir
   if num_steps:
     config.optimizer.decay_steps = num_steps - config.optimizer.warmup_steps

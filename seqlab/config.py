@@ -4,6 +4,10 @@ Every field a run reads is declared here (no defaults hidden in trainer code); t
 files in configs/ change what differs and document the launch command.
 """
 
+import importlib.util
+import pathlib
+from typing import Any
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -20,6 +24,8 @@ def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
               pattern: str = "many_to_many") -> ml_collections.ConfigDict:
   """config.model for the `rnn` model with the CELL_PRESETS cell `cell`; the vocabulary and
   output sizes are placeholders the data fills (an embedding only with embed_size)."""
+  if cell not in CELL_PRESETS:
+    raise ValueError(f"unknown cell variant cell={cell!r}; known: {sorted(CELL_PRESETS)}")
   family, options = CELL_PRESETS[cell]
   m = ml_collections.ConfigDict()
   m.name, m.pattern, m.cell, m.cell_options = "rnn", pattern, family, options
@@ -30,6 +36,68 @@ def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
     m.vocab_size = config_dict.placeholder(int)  # fixed by the data
   m.output_size = config_dict.placeholder(int)  # fixed by the data
   return m
+
+
+# The problems (seqlab.problems.PROBLEMS) and the fields each one reads, with defaults.
+_TEACHER_FORCING = {
+    "teacher_forcing": "always",  # always | linear | exponential | inverse_sigmoid
+    "teacher_forcing_k": 0.0,  # the schedule's rate parameter k
+    "teacher_forcing_min": 0.0,  # linear: the floor eps_min of the probability
+}
+_POOLING = {"pooling": "last"}  # many-to-one from per-step outputs [B, T, C]: last|mean|first_last
+PROBLEM_FIELDS: dict[str, dict] = {
+    "tagging": {},  # per-step classification (copy)
+    "language_model": {},  # next token on a stream, truncated BPTT (train.seq_len, tbptt_k2)
+    "classification": _POOLING,  # one class per sequence
+    "regression": _POOLING,  # one number per sequence (adding)
+    "series": {  # one-step-ahead prediction of a time series
+        "washout": 0,  # first steps of each window, left out of loss/metrics/fit
+        "readout_fit": "gradient",  # esn: gradient | ridge (closed form at init, then fixed)
+        #   | ridge_then_gradient (closed form at init, then gradient steps)
+        "ridge": 1e-6,  # esn: the penalty lambda of the closed-form (ridge) readout
+    },
+    "captioning": _TEACHER_FORCING,  # image -> tokens (one-to-many decoder)
+    "translation": _TEACHER_FORCING,  # tokens -> tokens (encoder-decoder)
+    "tree": {},  # one class per tree (recursive net)
+}
+
+
+def problem(name: str, **fields) -> ml_collections.ConfigDict:
+  """config.problem: the problem `name` and its fields (PROBLEM_FIELDS defaults, updated)."""
+  if name and name not in PROBLEM_FIELDS:
+    raise ValueError(f"unknown problem {name!r}; known: {sorted(PROBLEM_FIELDS)}")
+  known = PROBLEM_FIELDS.get(name, {})
+  unknown = sorted(set(fields) - set(known))
+  if unknown:
+    raise ValueError(f"unknown field(s) {unknown} of problem {name!r}; its fields: {sorted(known)}")
+  return ml_collections.ConfigDict({"name": name, **known, **fields})
+
+
+def load_file(path: str | pathlib.Path, arg: str | None = None) -> ml_collections.ConfigDict:
+  """get_config(arg) of the config file at `path`, as `--config=path:arg` loads it."""
+  path = pathlib.Path(path)
+  spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
+  if spec is None or not path.is_file():
+    raise FileNotFoundError(f"{path}: no such config file")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def set_field(config: ml_collections.ConfigDict, path: str, value: Any,
+              add: bool = False) -> None:
+  """config.<path> = value for a dotted path ("model.hidden_size"); a missing section, or a
+  missing field unless `add`, raises naming the path."""
+  *parents, key = path.split(".")
+  node = config
+  for name in parents:
+    if name not in node or not isinstance(node[name], ml_collections.ConfigDict):
+      raise ValueError(f"{path!r}: the config has no section {name!r}")
+    node = node[name]
+  if key not in node and not add:
+    raise ValueError(f"{path!r}: the config declares no such field; declare it (with its "
+                     "default) first")
+  node[key] = value
 
 
 def parse_variant(arg: str | None, defaults: dict) -> dict:
@@ -48,9 +116,11 @@ def parse_variant(arg: str | None, defaults: dict) -> dict:
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """All sections with their defaults: seed, task, model, optimizer, train, decode."""
+  """All sections with their defaults: seed, problem, task, model, optimizer, train, decode."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+
+  c.problem = problem("")  # which Problem trains the task (each config sets it), its fields
 
   c.task = ml_collections.ConfigDict()
   c.task.name = ""
@@ -82,14 +152,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.nonfinite = "stop"  # stop | skip
   c.train.seq_len = 64  # stream tasks: the window length k1 of truncated BPTT
   c.train.tbptt_k2 = 0  # stream tasks: gradient flows back k2 steps (0: = seq_len)
-  c.train.teacher_forcing = "always"  # always | linear | exponential | inverse_sigmoid
-  c.train.teacher_forcing_k = 0.0  # the decay's rate parameter
-  c.train.pooling = "last"  # many-to-one from per-step outputs [B, T, C]: last|mean|first_last
-  c.train.washout = 0  # series tasks: first steps of each window, left out of loss/metrics/fit
-  c.train.readout_fit = "gradient"  # esn: gradient | ridge (closed form at init, then fixed)
-  #   | ridge_then_gradient (closed form at init, then gradient steps)
-  c.train.ridge = 1e-6  # esn: the penalty lambda of the closed-form (ridge) readout
-  c.train.teacher_forcing_min = 0.0  # linear decay: the floor eps_min of the probability
   c.train.pad_multiple = 1  # padded batches: round T up to a multiple (fewer recompiles)
 
   c.decode = ml_collections.ConfigDict()

@@ -1,13 +1,14 @@
 """Decoding from any autoregressive model: greedy, temperature sampling, beam search.
 
-A model is driven through one function,
+Every decoder model exposes the same pair, in the cells' order (docs/ARCHITECTURE.md):
 
-    step_fn(state, tokens [N]) -> (logits [N, V], state)
+    carry = model.start(...)                           # conditioning: source, image, batch
+    carry, logits = model.step(carry, tokens [N])      # logits [N, V] of the next token
 
-that consumes the previous token of N running sequences and returns the logits of
-the next one; `state` is any pytree whose leaves have N as their leading axis (a
-decoder's carry, an attention memory, a Transformer's prefix). Everything is a
-`lax.scan` of fixed length, so all three decoders run under `jax.jit`.
+`step` consumes the previous token of N running sequences; the carry is any pytree whose
+leaves have N as their leading axis (a cell's carry, an attention memory, a Transformer's
+cache). The decoders below take `step` itself (a bound model's method, `model.bind(params)
+.step`). Everything is a `lax.scan` of fixed length, so all three run under `jax.jit`.
 
 Sequences stop at `eos_id` (when given): afterwards they emit `eos_id` with log
 probability 0, so their scores stay the log-probability of the sequence up to eos.
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-StepFn = Callable[[Any, Array], tuple[Array, Any]]
+StepFn = Callable[[Any, Array], tuple[Any, Array]]  # (carry, tokens) -> (carry, logits)
 
 
 class Decoded(NamedTuple):
@@ -56,7 +57,7 @@ def _decode(step_fn, state, bos_id, max_len, eos_id, choose, rng):
 
   def body(carry, key):
     state, prev, finished, total = carry
-    logits, state = step_fn(state, prev)
+    state, logits = step_fn(state, prev)
     log_probs = _after_eos(jax.nn.log_softmax(logits.astype(jnp.float32)), finished, eos_id)
     token = choose(log_probs, key)
     total = total + jnp.take_along_axis(log_probs, token[:, None], -1)[:, 0]
@@ -86,15 +87,8 @@ def sample(step_fn: StepFn, state: Any, bos_id: int, max_len: int, rng: Array,
   return _decode(step_fn, state, bos_id, max_len, eos_id, choose, rng)
 
 
-def beam_search(
-    step_fn: StepFn,
-    state: Any,
-    bos_id: int,
-    max_len: int,
-    beam_width: int,
-    eos_id: int | None = None,
-    length_penalty: float = 0.0,
-) -> Decoded:
+def beam_search(step_fn: StepFn, state: Any, bos_id: int, max_len: int, beam_width: int,
+                eos_id: int | None = None, length_penalty: float = 0.0) -> Decoded:
   """The beam_width most probable sequences, best first, for each of the B inputs.
 
   At every step each beam extends by every token and the beam_width best of the
@@ -111,7 +105,7 @@ def beam_search(
 
   def body(carry, t):
     state, prev, finished, scores, tokens = carry
-    logits, state = step_fn(state, prev.reshape(B * K))
+    state, logits = step_fn(state, prev.reshape(B * K))
     V = logits.shape[-1]
     log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(B, K, V)
     log_probs = _after_eos(log_probs, finished, eos_id)

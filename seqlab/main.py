@@ -7,15 +7,18 @@
 Rerunning a train command resumes from the workdir's latest checkpoint. Devices:
 --config.mesh.data=-1 splits each batch over all devices; many processes: see
 seqlab/train/distributed.py (--coordinator_address, --num_processes, --process_id).
+A mistake in the config, the flags or the data ends in one line `error: ...` naming the
+culprit and exit status 2; `--verbosity=1` shows the traceback as well.
 """
 
 import logging
+import sys
 
 from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from seqlab import problems
+from seqlab import errors, problems
 from seqlab.train import distributed, loop, modes
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -34,16 +37,25 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:  # orbax and jax log every save at INFO
     absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-  distributed.initialize()
-  config, workdir = _CONFIG.value, _WORKDIR.value
-  problem = problems.build_problem(config)
-  if _MODE.value == "train":
-    state = loop.train(problem, config, workdir)
-    modes.after_training(problem, config, workdir, state["params"])
-  else:
-    modes.run(_MODE.value, problem, config, workdir, prefixes=_PREFIX.value,
-              sentences=_SENTENCE.value)
+  with errors.user_errors_end_in_one_line(verbose=flags.FLAGS.verbosity >= 1, argv=sys.argv):
+    distributed.initialize()
+    config, workdir = _CONFIG.value, _WORKDIR.value  # the config file loads here
+    problem = problems.build_problem(config)
+    if _MODE.value == "train":
+      state = loop.train(problem, config, workdir)
+      modes.after_training(problem, config, workdir, state["params"])
+    else:
+      modes.run(_MODE.value, problem, config, workdir, prefixes=_PREFIX.value,
+                sentences=_SENTENCE.value)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing; a bad flag or config file ends in one line and exit status 2."""
+  with errors.user_errors_end_in_one_line(verbose=errors.verbose_in(argv), argv=argv,
+                                          also=(Exception,)):
+    return flags.FLAGS(argv)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
+  sys.exit(0)

@@ -37,6 +37,12 @@ def length_mask(lengths: Array, max_length: int) -> Array:
   return jnp.arange(max_length)[None, :] < jnp.asarray(lengths)[:, None]
 
 
+def shift_right(xs: Array, first: Any = 0) -> Array:
+  """The previous step's value at every step: [first, x_1, ..., x_{T-1}] along time (axis 1);
+  the teacher-forcing inputs <bos>, y_1 .. y_{T-1} of targets y_1 .. y_T."""
+  return jnp.concatenate([jnp.full_like(xs[:, :1], first), xs[:, :-1]], axis=1)
+
+
 def reverse_within_lengths(tree: Any, lengths: Array) -> Any:
   """Reverse each sequence's first lengths[b] steps in place; padding stays where it is.
 

@@ -25,7 +25,7 @@ def _model(seed=0, vocab=V):
 
   def step_fn(h, tokens):
     h, y = cell.step(params["cell"], h, params["embed"][tokens])
-    return y @ params["out"], h
+    return h, y @ params["out"]
 
   def initial(batch, seed=1):
     return jax.random.normal(jax.random.key(seed), (batch, H))
@@ -37,7 +37,7 @@ def _sequence_log_prob(step_fn, h, seq, bos, eos=None):
   """log p(seq) by teacher forcing, up to and including the first eos."""
   total, prev = 0.0, bos
   for token in seq:
-    logits, h = step_fn(h, jnp.array([prev]))
+    h, logits = step_fn(h, jnp.array([prev]))
     total += float(jax.nn.log_softmax(logits[0])[token])
     if token == eos:
       break
@@ -114,7 +114,7 @@ def test_sampling_follows_the_model_and_cools_to_greedy():
   draws = jax.jit(functools.partial(decode.sample, step_fn, bos_id=0, max_len=1))(
       many, rng=jax.random.key(1))
   freq = np.bincount(np.asarray(draws.tokens[:, 0]), minlength=V) / 4000
-  p = np.asarray(jax.nn.softmax(step_fn(h, jnp.array([0]))[0][0]))
+  p = np.asarray(jax.nn.softmax(step_fn(h, jnp.array([0]))[1][0]))
   np.testing.assert_allclose(freq, p, atol=0.03)
 
 

@@ -7,7 +7,7 @@ import optax
 import pytest
 from model_testing import assert_bfloat16_close, assert_vmap_over_params, overfit
 
-from seqlab import cells
+from seqlab import cells, decode
 from seqlab.models.jordan import JordanRNN
 from seqlab.models.rnn import RNN
 
@@ -53,11 +53,13 @@ def test_many_to_one_reads_the_last_real_step():
 
 
 def test_one_to_many_teacher_forcing_and_greedy_generation_agree():
-  """Feeding generate()'s own tokens back as teacher-forced inputs reproduces its argmaxes."""
+  """Feeding the greedy decoding's own tokens back as teacher-forced inputs reproduces its
+  argmaxes (decode.greedy over the model's start(context=...) and step)."""
   model = RNN("lstm", H, O, pattern="one_to_many", vocab_size=O, embed_size=3)
   context = _xs(shape=(B, F))
   variables = model.init(jax.random.key(2), context, prev_tokens=jnp.zeros((B, T), jnp.int32))
-  tokens = model.apply(variables, context, 0, T, method=RNN.generate)
+  bound = model.bind(variables)
+  tokens = decode.greedy(bound.step, bound.start(context=context), 0, T).tokens
   prev = jnp.concatenate([jnp.zeros((B, 1), jnp.int32), tokens[:, :-1]], axis=1)
   logits = model.apply(variables, context, prev_tokens=prev)
   np.testing.assert_array_equal(jnp.argmax(logits, -1), tokens)
@@ -185,9 +187,10 @@ def test_step_method_runs_the_model_one_step_at_a_time():
   model = RNN("lstm", H, O, vocab_size=7, embed_size=3)
   tokens = jax.random.randint(jax.random.key(0), (B, T), 0, 7)
   variables = model.init(jax.random.key(1), tokens)
-  carry = model.apply(variables, B, method=RNN.initial_carry)
+  bound = model.bind(variables)
+  carry = bound.start(B)
   outs = []
   for t in range(T):
-    carry, o = model.apply(variables, carry, tokens[:, t], method=RNN.step)
+    carry, o = bound.step(carry, tokens[:, t])
     outs.append(o)
   np.testing.assert_allclose(jnp.stack(outs, 1), model.apply(variables, tokens), atol=1e-5)

@@ -142,7 +142,7 @@ def test_binary_tree_equals_numpy_recursion():
   children = np.array([[3, 1], [6, 4], [-1, -1], [2, 5], [-1, -1], [-1, -1], [-1, -1]])
   levels = node_levels(children)
   np.testing.assert_array_equal(levels, [2, 1, 0, 1, 0, 0, 0])
-  model = TreeRNN(hidden_size=5, num_classes=3, vocab_size=4, embed_size=6)
+  model = TreeRNN(hidden_size=5, output_size=3, vocab_size=4, embed_size=6)
   args = (jnp.asarray(tokens)[None], jnp.asarray(children)[None], jnp.asarray(levels)[None])
   variables = randomize(model.init(jax.random.key(0), *args), 1)
   o_root, o_nodes = model.apply(variables, *args)
@@ -182,7 +182,7 @@ def test_tensor_composition_equals_numpy_recursion():
 def test_padded_batch_equals_each_tree_alone():
   rng = np.random.default_rng(3)
   trees = [random_tree(rng, n) for n in (1, 4, 2, 6)]
-  model = TreeRNN(hidden_size=6, num_classes=2, vocab_size=2)
+  model = TreeRNN(hidden_size=6, output_size=2, vocab_size=2)
   batch = pad_trees(trees)
   variables = randomize(model.init(jax.random.key(0), *batch), 4)
   o_root, o_nodes = jax.jit(model.apply)(variables, *batch)
@@ -216,7 +216,7 @@ def test_vector_inputs_and_relu():
 def test_overfits_tree_parity():
   """Root classification of the parity of the leaf tokens of 32 random trees."""
   tokens, children, levels, labels = parity_batch(0, batch=32, max_leaves=5)
-  model = TreeRNN(hidden_size=16, num_classes=2, vocab_size=2)
+  model = TreeRNN(hidden_size=16, output_size=2, vocab_size=2)
   params = model.init(jax.random.key(0), tokens, children, levels)["params"]
   opt = optax.adam(3e-2)
 
@@ -252,7 +252,7 @@ def test_num_levels_bounds_the_computation():
 
 def test_vmap_over_stacked_params_equals_each_member():
   tokens, children, levels, _ = parity_batch(2, batch=4, max_leaves=4)
-  model = TreeRNN(hidden_size=5, num_classes=2, vocab_size=2)
+  model = TreeRNN(hidden_size=5, output_size=2, vocab_size=2)
   keys = jax.random.split(jax.random.key(0), 3)
   stacked = jax.vmap(model.init, in_axes=(0, None, None, None))(keys, tokens, children, levels)
   roots, nodes = jax.jit(jax.vmap(model.apply, in_axes=(0, None, None, None)))(
@@ -268,8 +268,8 @@ def test_vmap_over_stacked_params_equals_each_member():
 
 def test_bfloat16_forward_close_to_float32():
   tokens, children, levels, _ = parity_batch(3, batch=4, max_leaves=4)
-  model32 = TreeRNN(hidden_size=8, num_classes=3, vocab_size=2)
-  model16 = TreeRNN(hidden_size=8, num_classes=3, vocab_size=2, dtype=jnp.bfloat16)
+  model32 = TreeRNN(hidden_size=8, output_size=3, vocab_size=2)
+  model16 = TreeRNN(hidden_size=8, output_size=3, vocab_size=2, dtype=jnp.bfloat16)
   variables = model32.init(jax.random.key(0), tokens, children, levels)
   root32, _ = model32.apply(variables, tokens, children, levels)
   root16, nodes16 = jax.jit(model16.apply)(variables, tokens, children, levels)

@@ -27,6 +27,7 @@ def data_dir(tmp_path_factory):
 
 def _config(data_dir, **train):
   c = base.base_config()
+  c.problem = base.problem("language_model")
   c.task.name, c.task.data_dir = "char_corpus", str(data_dir)
   c.task.options.max_chars = 30_000
   c.model.name, c.model.cell, c.model.hidden_size, c.model.embed_size = "rnn", "gru", 16, 8

@@ -2,7 +2,6 @@
 value, BLEU statistics against sacrebleu, beam width 1 == greedy, and tiny end-to-end runs
 (seq2seq with attention and scheduled sampling, Transformer then --mode=translate)."""
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -15,14 +14,12 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from seqlab import problems
+from seqlab import config as base
+from seqlab import losses, problems, teacher_forcing, unroll
+from seqlab.data.vocab import BOS
 from seqlab.problems import translation
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("translation_config",
-                                               ROOT / "configs" / "translation.py")
-translation_config = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(translation_config)
 TINY = {  # a few hundred pairs, tiny models, a few seconds of training
     "task.options.max_number": 99, "task.options.max_ordinal": 20, "task.options.num_dates": 0,
     "train.batch_size": 8, "train.num_steps": 30, "train.log_every": 1,
@@ -40,13 +37,9 @@ def _overrides(model: str, data_dir) -> dict:
 
 def _config(model: str, data_dir, **extra):
   """The config the CLI builds from configs/translation.py:model=... and the overrides."""
-  config = translation_config.get_config(f"model={model}")
+  config = base.load_file(ROOT / "configs" / "translation.py", f"model={model}")
   for key, value in {**_overrides(model, data_dir), **extra}.items():
-    *path, field = key.split(".")
-    section = config
-    for name in path:
-      section = section[name]
-    section[field] = value
+    base.set_field(config, key, value)
   return config
 
 
@@ -77,7 +70,7 @@ def test_token_loss_is_the_masked_mean_cross_entropy_by_hand():
                               [[0.7, 0.2, 0.1], [0.3, 0.3, 0.4], [0.9, 0.05, 0.05]]]))
   targets = jnp.array([[0, 1, 1], [2, 2, 0]])
   mask = jnp.array([[True, True, True], [True, False, False]])  # 4 real steps
-  xent, correct, count = translation.token_sums(logits, targets, mask)
+  xent, correct, count = losses.token_sums(logits, targets, mask)
   assert count == 4
   np.testing.assert_allclose(xent / count, -(math.log(0.5) + math.log(0.8) + math.log(0.2)
                                              + math.log(0.1)) / 4, rtol=1e-6)
@@ -107,7 +100,7 @@ def test_problem_loss_equals_numpy_on_a_tiny_batch(problem):
     ("inverse_sigmoid", 10.0, 0.0, [10 / (10 + math.exp(i / 10)) for i in (0, 50, 90, 1000)]),
 ])
 def test_teacher_forcing_probability_by_value(schedule, k, eps_min, expected):
-  got = [float(translation.teacher_forcing_probability(schedule, k, eps_min, i))
+  got = [float(teacher_forcing.probability(schedule, k, eps_min, i))
          for i in (0, 50, 90, 1000)]
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-30)
 
@@ -118,14 +111,21 @@ def test_teacher_forcing_probability_by_value(schedule, k, eps_min, expected):
 ])
 def test_bad_schedules_are_named(schedule, k, message):
   with pytest.raises(ValueError, match=message):
-    translation.check_schedule(schedule, k, 0.0)
+    teacher_forcing.check_schedule(schedule, k, 0.0)
 
 
 def test_scheduled_sampling_with_eps_one_is_teacher_forcing(problem):
   problem, params = problem
   batch = next(problem.eval_batches("validation"))
   forced = jax.jit(problem.logits)(params, batch)
-  scheduled = jax.jit(problem.scheduled_logits)
+
+  @jax.jit
+  def scheduled(params, batch, rng, eps):
+    model = problem.model.bind(params)
+    prev = unroll.shift_right(batch["targets"], BOS)  # what seq2seq's __call__ reads
+    return teacher_forcing.feed(model.step, model.start(batch["inputs"], batch["source_lengths"]),
+                                prev, eps, rng)
+
   rng = jax.random.key(3)
   np.testing.assert_allclose(scheduled(params, batch, rng, 1.0), forced, atol=1e-5)
   free = scheduled(params, batch, rng, 0.0)
@@ -181,8 +181,8 @@ def test_jitted_eval_bleu_statistics_are_those_of_the_decoded_text(problem):
 def test_end_to_end_train_and_report(tmp_path, data_dir, model):
   flags = []
   if model == "attention":  # the recurrent decoder trains with scheduled sampling here
-    flags = ["--config.train.teacher_forcing=inverse_sigmoid",
-             "--config.train.teacher_forcing_k=10.0"]
+    flags = ["--config.problem.teacher_forcing=inverse_sigmoid",
+             "--config.problem.teacher_forcing_k=10.0"]
   out = _main(model, tmp_path, data_dir, *flags)
   assert "step     30/30" in out and "bleu_beam" in out and "logp_greedy" in out
   records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -209,9 +209,10 @@ def test_end_to_end_train_and_report(tmp_path, data_dir, model):
 
 
 def test_long_data_variant_reads_joined_sentences_at_word_level():
-  config = translation_config.get_config("model=noattention,data=long")
+  path = ROOT / "configs" / "translation.py"
+  config = base.load_file(path, "model=noattention,data=long")
   assert (config.task.options.join, config.task.options.level) == (8, "word")
-  assert config.decode.max_len == config.model.max_length == translation_config.LONG_MAX_TOKENS
-  assert "join" not in translation_config.get_config("model=transformer").task.options
+  assert config.decode.max_len == config.model.max_length == 96  # LONG_MAX_TOKENS
+  assert "join" not in base.load_file(path, "model=transformer").task.options
   with pytest.raises(ValueError, match="data variant 'short'"):
-    translation_config.get_config("data=short")
+    base.load_file(path, "data=short")

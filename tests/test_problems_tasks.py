@@ -1,13 +1,10 @@
 """The task families' problems by value: losses against hand computations on tiny batches,
 metrics from known sums, padding invariance, the ESN's closed-form readout, the tree
-builder's labels; then one tiny `python -m seqlab.main` run per config family."""
+builder's labels (one tiny CLI run per config family: test_configs_end_to_end.py)."""
 
 import ast
-import json
 import math
 import operator
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -17,16 +14,15 @@ import optax
 import pytest
 
 from seqlab import config as base
-from seqlab import data
+from seqlab import data, teacher_forcing
 from seqlab.models.recursive import node_levels
-from seqlab.problems.captioning import Captioning, scheduled_logits
+from seqlab.problems.captioning import Captioning
 from seqlab.problems.classification import Classification, pool
 from seqlab.problems.regression import Regression
 from seqlab.problems.series import SeriesPrediction
 from seqlab.problems.tagging import Tagging
 from seqlab.problems.tree import TreeClassification
 from seqlab.train import loop
-from seqlab.train.checkpoint import config_differences
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"num_train": 64, "num_validation": 32, "num_test": 32}
@@ -37,13 +33,18 @@ def data_dir(tmp_path_factory):
   return tmp_path_factory.mktemp("data")
 
 
-def _config(data_dir, task, options, model, **train):
+PROBLEM_OF = {"adding": "regression", "parity": "classification", "mackey_glass": "series",
+              "sequential_digits": "classification", "trees": "tree",
+              "digits_caption": "captioning"}
+
+
+def _config(data_dir, task, options, model, **problem):
   c = base.base_config()
+  c.problem = base.problem(PROBLEM_OF[task], **problem)
   c.task.name, c.task.data_dir = task, str(data_dir)
   c.task.options.update(options)
   c.model.update(model)
   c.train.batch_size = 8
-  c.train.update(train)
   return c
 
 
@@ -93,7 +94,7 @@ def test_pooling_by_value():
   np.testing.assert_array_equal(pool(o, lengths, "last")[:, 0], [2, 4])
   np.testing.assert_array_equal(pool(o, lengths, "mean")[:, 0], [1, 4])
   np.testing.assert_array_equal(pool(o, lengths, "first_last")[:, 0], [0 + 2, 4 + 4])
-  with pytest.raises(ValueError, match="unknown config.train.pooling 'max'"):
+  with pytest.raises(ValueError, match="unknown config.problem.pooling 'max'"):
     pool(o, lengths, "max")
 
 
@@ -138,8 +139,8 @@ def test_classification_summarize_and_config_errors(data_dir):
 MG = {"num_samples": 3000, "window": 100, "stride": 20}
 
 
-def _series(data_dir, model, **train):
-  return SeriesPrediction(_config(data_dir, "mackey_glass", MG, model, **train))
+def _series(data_dir, model, **problem):
+  return SeriesPrediction(_config(data_dir, "mackey_glass", MG, model, **problem))
 
 
 def test_series_loss_leaves_out_the_washout(data_dir):
@@ -272,10 +273,9 @@ def test_captioning_loss_exact_match_and_scheduled_sampling(data_dir):
   captions = problem.caption(params, batch["inputs"])
   assert float(sums["exact"]) == sum(c == n for c, n in zip(captions, names, strict=True))
   # Scheduled sampling with every coin on "teacher" is teacher forcing (on the real steps).
-  gold = batch["decoder_inputs"]
-  keys = jax.random.split(jax.random.key(1), gold.shape[1])
-  mixed = problem.model.apply(params, batch["inputs"], gold, jnp.ones(gold.shape, bool), keys,
-                              method=scheduled_logits)
+  model = problem.model.bind(params)
+  mixed = teacher_forcing.feed(model.step, model.start(context=batch["inputs"]),
+                               batch["decoder_inputs"], 1.0, jax.random.key(1))
   np.testing.assert_allclose(np.asarray(mixed)[batch["mask"]], logits[batch["mask"]], atol=1e-5)
   got = problem.summarize({"xent": 6.0, "correct": 3.0, "tokens": 4.0, "exact": 1.0,
                            "captions": 2.0})
@@ -315,74 +315,3 @@ def test_copy_loss_and_accuracy_by_hand(data_dir):
   baseline = problem.task.metadata["baseline"]
   assert got["loss_vs_baseline"] == pytest.approx(nll[mask].mean() / baseline, rel=1e-5)
 
-
-# ---------------------------------------------------------------------------
-# End to end: one tiny run per config family.
-# ---------------------------------------------------------------------------
-
-# 64 steps of batches of 8: with 64 training examples, steps 1-8 and 57-64 are the first and
-# the eighth epoch over the same examples, so their mean train losses differ only because the
-# params changed (a run that learns nothing gives exactly 1, a flipped update > 1).
-STEPS, EPOCH = 64, 8
-TINY = (f"--config.train.num_steps={STEPS}", "--config.train.log_every=1",
-        f"--config.train.eval_every={STEPS}", f"--config.train.checkpoint_every={STEPS}",
-        "--config.train.batch_size=8", "--config.train.eval_batches=2")
-SMALL_SPLITS = ("--config.task.options.num_train=64", "--config.task.options.num_validation=16",
-                "--config.task.options.num_test=16")
-# family: (config, metrics, overrides, largest last/first epoch train-loss ratio). Measured
-# ratios: adding 0.74, classify 0.88, tree 0.91, caption 0.79 (a different sample of its
-# ~1400 images each step); each bound sits between that and 1.
-RUNS = {
-    "adding": ("configs/adding.py:cell=irnn,T=10", ["loss", "close_fraction",
-                                                     "loss_vs_baseline"],
-               (*SMALL_SPLITS, "--config.model.hidden_size=8"), 0.85),
-    "classify": ("configs/classify.py:task=bracket_depth,model=deep", ["loss", "accuracy"],
-                 (*SMALL_SPLITS, "--config.model.hidden_sizes=(8,8)"), 0.95),
-    "esn": ("configs/esn.py:rho=0.8", ["loss", "nrmse", "loss_vs_persistence"],
-            ("--config.task.options.num_samples=2000", "--config.model.hidden_size=50"), None),
-    "tree": ("configs/tree.py:operators=+", ["loss", "accuracy", "node_accuracy"],
-             (*SMALL_SPLITS, "--config.model.hidden_size=8"), 0.96),
-    "caption": ("configs/caption.py:cell=gru", ["loss", "token_accuracy", "exact_match"],
-                ("--config.model.hidden_size=8",), 0.9),
-}
-
-
-@pytest.mark.parametrize("family", sorted(RUNS))
-def test_each_config_family_trains_end_to_end(family, tmp_path, data_dir):
-  config, metrics, overrides, largest_ratio = RUNS[family]
-  workdir = tmp_path / family
-  cmd = [sys.executable, "-m", "seqlab.main", f"--config={config}", f"--workdir={workdir}",
-         f"--config.task.data_dir={data_dir}", *TINY, *overrides]
-  if family == "esn":  # the closed-form fit happens at init; one step evaluates it
-    cmd += ["--config.train.num_steps=1", "--config.train.eval_every=1",
-            "--config.train.checkpoint_every=1", "--config.train.log_every=1"]
-  result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  last = [r for r in records if r["split"] == "validation"][-1]
-  assert set(metrics) <= set(last) and all(math.isfinite(last[m]) for m in metrics)
-  printed = result.stdout.split("validation: ")[-1].split()
-  assert printed[0::2][:len(metrics)] == metrics  # the printed line shows the same metrics
-  assert float(printed[1]) == pytest.approx(last["loss"], abs=1e-4)
-  config_json = json.loads((workdir / "config.json").read_text())
-  assert config_json["task"]["data_dir"] == str(data_dir)
-  assert (workdir / "learning_curves.png").stat().st_size > 1000
-  assert (workdir / "checkpoints").is_dir()
-  if largest_ratio is not None:  # it learns: the loss falls by a stated factor
-    train = np.array([r["loss"] for r in records if r["split"] == "train"])
-    assert len(train) == STEPS
-    ratio = train[-EPOCH:].mean() / train[:EPOCH].mean()
-    assert ratio < largest_ratio, f"{family}: last/first epoch train loss {ratio:.3f}"
-  if family == "esn":
-    assert last["nrmse"] < 0.05
-  if family == "caption":
-    assert "captions (test images):" in result.stdout
-
-
-def test_a_tuple_config_field_equals_its_list_read_back_from_config_json():
-  """configs/classify.py:model=deep sets hidden_sizes = (64, 64); config.json reads [64, 64]."""
-  saved = json.loads(json.dumps({"model": {"hidden_sizes": (64, 64)}, "sweep": {"axes": ()}}))
-  same = {"model": {"hidden_sizes": (64, 64)}, "sweep": {"axes": ()}}
-  assert config_differences(saved, same) == []
-  assert config_differences(saved, {"model": {"hidden_sizes": (64, 32)},
-                                    "sweep": {"axes": ()}}) == ["model.hidden_sizes"]

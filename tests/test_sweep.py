@@ -15,6 +15,7 @@ from seqlab.train import loop, optim
 def _copy_config(data_dir, axes=(), mode="zip"):
   """A tiny copy task (delay 3) with an Elman net whose W has spectral radius recurrent_scale."""
   c = base.base_config()
+  c.problem = base.problem("tagging")
   c.task.name = "copy"
   c.task.data_dir = str(data_dir)
   c.task.options.alphabet_size = 4

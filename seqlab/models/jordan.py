@@ -14,15 +14,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqlab import unroll
 from seqlab.cells.jordan import TeacherForced
 from seqlab.models.recurrent import Recurrent
 
 Array = jax.Array
-
-
-def shift_right(targets: Array) -> Array:
-  """y*_{t-1} for every t: [0, y*_1, ..., y*_{T-1}] along time ([B, T, O])."""
-  return jnp.pad(targets, ((0, 0), (1, 0), (0, 0)))[:, :-1]
 
 
 class JordanRNN(nn.Module):
@@ -34,7 +30,11 @@ class JordanRNN(nn.Module):
   output_activation: str = "identity"
   dtype: Any = jnp.float32
 
-  @nn.compact
+  def setup(self):
+    options = {"output_size": self.output_size, "activation": self.activation,
+               "output_activation": self.output_activation}
+    self.jordan = Recurrent("jordan", self.hidden_size, options, dtype=self.dtype)
+
   def __call__(
       self,
       xs: Array,
@@ -44,19 +44,21 @@ class JordanRNN(nn.Module):
       lengths: Array | None = None,
   ) -> Array:
     """Free-running without targets; teacher forcing with them (scheduled if teacher_prob < 1)."""
-    options = {
-        "output_size": self.output_size,
-        "activation": self.activation,
-        "output_activation": self.output_activation,
-    }
-    layer = Recurrent("jordan", self.hidden_size, options, dtype=self.dtype, name="jordan")
     if targets is None:
-      _, ys = layer(xs, lengths)
+      _, ys = self.jordan(xs, lengths)
       return ys
     use_teacher = None
     if teacher_prob < 1.0:
       if rng is None:
         raise ValueError("scheduled sampling (teacher_prob < 1) needs an rng")
       use_teacher = jax.random.bernoulli(rng, teacher_prob, xs.shape[:2])
-    _, ys = layer(TeacherForced(xs, shift_right(targets), use_teacher), lengths)
+    _, ys = self.jordan(TeacherForced(xs, unroll.shift_right(targets), use_teacher), lengths)
     return ys
+
+  def start(self, batch_size: int) -> Array:
+    """The carry before the first step: y_0 = 0 [B, O]."""
+    return self.jordan.initial_carry(batch_size)
+
+  def step(self, carry: Array, x: Array) -> tuple[Array, Array]:
+    """(y_{t-1}, x_t) -> (y_t, y_t): the free-running step; over xs it equals `__call__(xs)`."""
+    return self.jordan.step(carry, x)

@@ -75,3 +75,15 @@ class Recurrent(nn.Module):
     return unroll.scan(
         cell.step, params, carry, xs, lengths, self.reverse, self.unroll, return_carries
     )
+
+  def _params(self) -> Any:
+    """The cell's params (created by `__call__` at init), in the computation dtype."""
+    return cast_floats(self.get_variable("params", "cell"), self.dtype)
+
+  def initial_carry(self, batch_size: int) -> Any:
+    """h_0 for a batch of `batch_size` sequences."""
+    return self.make_cell().initial_carry(self._params(), (batch_size,))
+
+  def step(self, carry: Any, x: Array) -> tuple[Any, Array]:
+    """One step h_t = cell.step(h_{t-1}, x_t): running it over xs equals `__call__`."""
+    return self.make_cell().step(self._params(), carry, cast_floats(x, self.dtype))

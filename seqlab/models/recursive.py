@@ -103,7 +103,7 @@ class TreeRNN(nn.Module):
 
   Attributes:
     hidden_size: H.
-    num_classes: size of the output o_n = c + V h_n; None returns the states h_n.
+    output_size: size of the output o_n = c + V h_n (the classes); None returns the states h_n.
     vocab_size: when set, inputs are token ids embedded by an `nn.Embed`.
     embed_size: the embedding size (defaults to hidden_size).
     activation: the composition's nonlinearity (a `cells.common` activation name).
@@ -112,7 +112,7 @@ class TreeRNN(nn.Module):
   """
 
   hidden_size: int
-  num_classes: int | None = None
+  output_size: int | None = None
   vocab_size: int | None = None
   embed_size: int | None = None
   activation: str = "tanh"
@@ -123,7 +123,7 @@ class TreeRNN(nn.Module):
   def __call__(
       self, inputs: Array, children: Array, levels: Array, num_levels: int | None = None
   ) -> tuple[Array, Array]:
-    """Returns (o_root [B, C], o_nodes [B, N, C]) (h instead of o when num_classes is None).
+    """Returns (o_root [B, C], o_nodes [B, N, C]) (h instead of o when output_size is None).
 
     Args:
       inputs: [B, N] token ids (negative: no input) or [B, N, F] input vectors x_n.
@@ -156,7 +156,7 @@ class TreeRNN(nn.Module):
     h0 = jnp.zeros((B, N, self.hidden_size), self.dtype)
     h, _ = jax.lax.scan(level_step, h0, jnp.arange(num_levels or N))
     root = jnp.argmax(levels, axis=1)  # the unique node of the highest level
-    if self.num_classes is not None:
-      h = nn.Dense(self.num_classes, dtype=self.dtype, name="V")(h)
+    if self.output_size is not None:
+      h = nn.Dense(self.output_size, dtype=self.dtype, name="V")(h)
     h = jnp.where((levels >= 0)[..., None], h, 0)
     return h[jnp.arange(B), root], h

@@ -6,8 +6,8 @@
 - many_to_one: one output after reading the whole sequence, o at the last real step
   (sequence classification);
 - one_to_many: a fixed context vector x fed at every step, optionally with the
-  previous output token y_{t-1} (teacher forced in training, its own greedy choice in
-  `generate`): captioning in miniature.
+  previous output token y_{t-1} (teacher forced in training; decoded by `seqlab.decode`
+  through `start(context=x)` and `step`): captioning in miniature.
 
 Token inputs (int ids [B, T]) go through an embedding when `vocab_size` is set.
 """
@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqlab.models.recurrent import Recurrent, cast_floats
+from seqlab.models.recurrent import Recurrent
 
 Array = jax.Array
 
@@ -90,36 +90,23 @@ class RNN(nn.Module):
     tiled = jnp.repeat(context[:, None].astype(self.dtype), steps, axis=1)
     return jnp.concatenate([tiled, self.embed(prev_tokens)], axis=-1)
 
-  def initial_carry(self, batch_size: int) -> Any:
-    """h_0 for a batch (many_to_many models driven step by step)."""
-    cell = self.recurrent.make_cell()
-    return cell.initial_carry(self.recurrent.variables["params"]["cell"], (batch_size,))
+  def start(self, batch_size: int | None = None, context: Array | None = None) -> Any:
+    """The carry before the first step: h_0, and for one_to_many the context [B, F] it reads."""
+    if self.pattern == "one_to_many":
+      if context is None:
+        raise ValueError("a one_to_many RNN starts from its context vector [B, F]")
+      return (self.recurrent.initial_carry(context.shape[0]), context.astype(self.dtype))
+    return self.recurrent.initial_carry(batch_size)
 
   def step(self, carry: Any, inputs: Array) -> tuple[Any, Array]:
-    """One step of a many_to_many model: (h_{t-1}, x_t or token_t) -> (h_t, o_t).
+    """One step (h_{t-1}, x_t or token) -> (h_t, o_t); one_to_many reads [context; E y_{t-1}].
 
-    Running `step` over a sequence equals `__call__` on it; it lets truncated BPTT,
-    streams and decoders drive the model one step at a time.
+    Running `step` over a sequence equals `__call__` on it (teacher-forced for one_to_many);
+    truncated BPTT, streams and `seqlab.decode` drive the model one step at a time with it.
     """
-    cell = self.recurrent.make_cell()
-    params = cast_floats(self.recurrent.variables["params"]["cell"], self.dtype)
-    x = self._inputs(inputs).astype(self.dtype)
-    carry, y = cell.step(params, carry, x)
+    if self.pattern == "one_to_many":
+      h, context = carry
+      h, y = self.recurrent.step(h, jnp.concatenate([context, self.embed(inputs)], axis=-1))
+      return (h, context), self.output(y)
+    carry, y = self.recurrent.step(carry, self._inputs(inputs))
     return carry, self.output(y)
-
-  def generate(self, context: Array, bos_id: int, num_steps: int) -> Array:
-    """Greedy one_to_many decoding: y_t = argmax o_t, fed back as y_{t-1} at the next step."""
-    cell = self.recurrent.make_cell()
-    params = cast_floats(self.recurrent.variables["params"]["cell"], self.dtype)
-
-    def body(carry, _):
-      h, prev = carry
-      x = jnp.concatenate([context.astype(self.dtype), self.embed(prev)], axis=-1)
-      h, y = cell.step(params, h, x)
-      token = jnp.argmax(self.output(y), axis=-1)
-      return (h, token), token
-
-    h0 = cell.initial_carry(params, context.shape[:1])
-    bos = jnp.full(context.shape[:1], bos_id, jnp.int32)
-    _, tokens = jax.lax.scan(body, (h0, bos), None, length=num_steps)
-    return tokens.T

@@ -13,7 +13,9 @@ Decoder (writer) from s_0 = C (init_decoder "copy"), tanh(C W_s + b_s) ("dense")
 the notes' h_t = f_2(h_{t-1}, y_{t-1}, c_t) and P(y_t | ...) = f_1(y_{t-1}, h_t, c_t).
 Teacher forcing feeds y_0 = <bos> and then the target's previous tokens; `greedy` runs
 free, feeding back argmax_y P(y_t | ...). The scanned decoder step is `Decoder.__call__`:
-the pure cell step plus the attention, the same function `decode_step` exposes.
+the pure cell step plus the attention. The model step interface of every decoder
+(seqlab.decode) is `start(src, src_lengths) -> state`, `step(state, y_{t-1}) -> (state,
+logits)`.
 
 When the output ends (`length_strategy`), the notes' three options:
     "eos":    an end-of-sequence symbol, the target's last token.
@@ -30,39 +32,20 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from seqlab import cells, unroll
-from seqlab.models.attention import Attention
-from seqlab.models.recurrent import Recurrent, cast_floats
+from seqlab import losses, unroll
+from seqlab.models.recurrent import Recurrent
+from seqlab.models.seq2seq_decoder import (  # noqa: F401 (re-exported)
+    Decoder,
+    DecoderState,
+    Memory,
+    StepOutput,
+    hidden,
+)
 
 Array = jax.Array
 STRATEGIES = ("eos", "stop", "length")
-
-
-class Memory(NamedTuple):
-  """What every decoder step reads: annotations a, their attention keys, source mask, C."""
-
-  annotations: Array  # a [B, T_x, H_enc]
-  keys: Array | None  # Attention.keys(a), computed once; None without attention
-  mask: Array  # [B, T_x], True on real source positions
-  context: Array  # C [B, H_enc]
-
-
-class DecoderState(NamedTuple):
-  """The decoder's state between steps: the cell carry (s_t) and the memory."""
-
-  carry: Any
-  memory: Memory
-
-
-class StepOutput(NamedTuple):
-  """One decoder step's outputs: logits [B, V], stop logit w . s_t + b [B], alpha [B, T_x]."""
-
-  logits: Array
-  stop_logit: Array | None
-  alpha: Array | None
 
 
 class Outputs(NamedTuple):
@@ -85,99 +68,10 @@ class Decoded(NamedTuple):
   alpha: Array | None
 
 
-def hidden(carry: Any) -> Array:
-  """The state vector s of a cell carry: the LSTM's h, otherwise the carry itself."""
-  return getattr(carry, "h", carry)
-
-
-def shift_right(targets: Array, bos_id: int) -> Array:
-  """Teacher-forcing inputs y_0..y_{T-1} = <bos>, targets[:, :-1]."""
-  bos = jnp.full_like(targets[:, :1], bos_id)
-  return jnp.concatenate([bos, targets[:, :-1]], axis=1)
-
-
 def with_eos(targets: Array, lengths: Array, eos_id: int, pad_id: int = 0) -> tuple[Array, Array]:
   """Targets with <eos> written after each sequence ([B, T + 1]), and lengths + 1."""
   padded = jnp.pad(targets, ((0, 0), (0, 1)), constant_values=pad_id)
   return padded.at[jnp.arange(targets.shape[0]), lengths].set(eos_id), lengths + 1
-
-
-class Decoder(nn.Module):
-  """One decoder step s_t = f(s_{t-1}, [E y_{t-1}; c_t; C]) with its softmax (and stop) output."""
-
-  cell: str
-  hidden_size: int
-  vocab_size: int
-  embed_size: int
-  memory_size: int
-  attention: str | None = None
-  attention_size: int | None = None
-  condition: bool = False
-  init_decoder: str = "copy"
-  stop_output: bool = False
-  cell_options: Mapping[str, Any] | None = None
-  dtype: Any = jnp.float32
-
-  def make_cell(self) -> cells.Cell:
-    """The pure decoder cell with its options bound."""
-    return cells.make(self.cell, **dict(self.cell_options or {}))
-
-  def setup(self):
-    cell = self.make_cell()
-    inputs = self.embed_size + self.memory_size * (bool(self.attention) + self.condition)
-    self.cell_params = self.param("cell", lambda key: cell.init(key, inputs, self.hidden_size))
-    self.embed = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype)
-    self.out = nn.Dense(self.vocab_size, dtype=self.dtype)
-    if self.attention:
-      self.attend = Attention(self.attention, self.hidden_size, self.attention_size, self.dtype)
-    if self.stop_output:
-      self.stop = nn.Dense(1, dtype=self.dtype)
-    if self.init_decoder == "dense":
-      carry = cell.initial_carry(self.cell_params, (1,))
-      self.bridge = nn.Dense(sum(leaf.shape[-1] for leaf in jax.tree.leaves(carry)),
-                             dtype=self.dtype)
-    elif self.init_decoder not in ("copy", "zeros"):
-      raise ValueError(f"unknown init_decoder {self.init_decoder!r}; known: copy, dense, zeros")
-
-  def start(
-      self, encoder_carry: Any, a: Array, mask: Array, context: Array | None = None
-  ) -> DecoderState:
-    """The state before the first step: s_0 from the encoder's final carry, and the memory.
-
-    The context C is `context` when given, otherwise the encoder carry's state.
-    """
-    C = (hidden(encoder_carry) if context is None else context).astype(self.dtype)
-    keys = self.attend.keys(a) if self.attention else None
-    carry = self.make_cell().initial_carry(cast_floats(self.cell_params, self.dtype), (a.shape[0],))
-    if self.init_decoder == "copy":
-      shapes = lambda tree: jax.tree.map(jnp.shape, tree)
-      if shapes(carry) != shapes(encoder_carry):
-        raise ValueError(
-            "init_decoder='copy' needs the encoder's carry shaped like the decoder's "
-            f"({shapes(encoder_carry)} vs {shapes(carry)}); use 'dense' or 'zeros'"
-        )
-      carry = cast_floats(encoder_carry, self.dtype)
-    elif self.init_decoder == "dense":
-      leaves, tree = jax.tree.flatten(carry)
-      splits = np.cumsum([leaf.shape[-1] for leaf in leaves])[:-1].tolist()
-      carry = jax.tree.unflatten(tree, jnp.split(jnp.tanh(self.bridge(C)), splits, axis=-1))
-    return DecoderState(carry, Memory(a, keys, mask, C))
-
-  def __call__(self, state: DecoderState, y_prev: Array) -> tuple[DecoderState, StepOutput]:
-    """(s_{t-1}, y_{t-1}) -> (s_t, P(y_t | ...) as logits, stop logit, alpha_t)."""
-    carry, memory = state
-    x, c, alpha = [self.embed(y_prev)], None, None
-    if self.attention:
-      c, alpha = self.attend(hidden(carry), memory.keys, memory.annotations, memory.mask)
-      x.append(c)
-    if self.condition:
-      x.append(memory.context)
-    params = cast_floats(self.cell_params, self.dtype)
-    carry, _ = self.make_cell().step(params, carry, jnp.concatenate(x, axis=-1))
-    s = hidden(carry)
-    logits = self.out(s if c is None else jnp.concatenate([s, c], axis=-1))
-    stop = self.stop(s)[..., 0] if self.stop_output else None
-    return DecoderState(carry, memory), StepOutput(logits, stop, alpha)
 
 
 def _scan(fn, **kwargs):
@@ -189,13 +83,13 @@ class Seq2Seq(nn.Module):
   """Encoder-decoder over pure cells: context vector C, optional attention, three end rules.
 
   Attributes:
-    vocab_size: source vocabulary size (and the target's unless target_vocab_size).
+    vocab_size: source vocabulary size (and the target's unless output_size).
     cell, hidden_size, cell_options: the encoder's cell (and the decoder's by default).
     bidirectional: a backward encoder too; annotations and C are [forward; backward] (2H).
     embed_size: token embedding size (source and target).
     decoder_cell, decoder_hidden_size, decoder_cell_options: the decoder's, if different
       (a different decoder cell does not inherit cell_options).
-    target_vocab_size: the output vocabulary size (default vocab_size).
+    output_size: the target (output) vocabulary size (default vocab_size).
     attention: None, "dot", "general" or "additive".
     attention_size: hidden size of the additive score's MLP (default: decoder size).
     init_decoder: s_0 = C's carry ("copy"), tanh(C W_s + b_s) ("dense") or 0 ("zeros").
@@ -216,7 +110,7 @@ class Seq2Seq(nn.Module):
   decoder_cell: str | None = None
   decoder_hidden_size: int | None = None
   decoder_cell_options: Mapping[str, Any] | None = None
-  target_vocab_size: int | None = None
+  output_size: int | None = None
   attention: str | None = None
   attention_size: int | None = None
   init_decoder: str = "copy"
@@ -241,7 +135,7 @@ class Seq2Seq(nn.Module):
     self.decoder = Decoder(
         cell=self.decoder_cell or self.cell,
         hidden_size=self.decoder_hidden_size or self.hidden_size,
-        vocab_size=self.target_vocab_size or self.vocab_size,
+        vocab_size=self.output_size or self.vocab_size,
         embed_size=self.embed_size,
         memory_size=self.hidden_size * (2 if self.bidirectional else 1),
         attention=self.attention,
@@ -256,8 +150,14 @@ class Seq2Seq(nn.Module):
     if self.length_strategy == "length":
       self.length_head = nn.Dense(self.max_length, dtype=self.dtype)
 
-  def encode(self, src: Array, src_lengths: Array | None = None) -> DecoderState:
-    """Read the source [B, T_x] (padded after src_lengths): the decoder's initial state."""
+  def start(self, src: Array, src_lengths: Array | None = None,
+            max_length: int | None = None) -> DecoderState:
+    """Read the source [B, T_x] (padded after src_lengths): the decoder's initial state.
+
+    max_length is not needed (the state does not grow with the output); it is accepted so
+    that every encoder-decoder starts alike (`Transformer.start` sizes its cache by it).
+    """
+    del max_length
     xs = self.src_embed(src)
     carry, a = self.encoder(xs, src_lengths)
     context = None
@@ -272,9 +172,10 @@ class Seq2Seq(nn.Module):
       mask = unroll.length_mask(src_lengths, src.shape[1])
     return self.decoder.start(carry, a, mask, context)
 
-  def decode_step(self, state: DecoderState, y_prev: Array) -> tuple[DecoderState, StepOutput]:
-    """One decoder step: (state, previous tokens [B]) -> (new state, logits and the rest)."""
-    return self.decoder(state, y_prev)
+  def step(self, state: DecoderState, y_prev: Array) -> tuple[DecoderState, Array]:
+    """One decoder step: (state, previous tokens [B]) -> (new state, logits [B, V])."""
+    state, out = self.decoder(state, y_prev)
+    return state, out.logits
 
   def length_logits(self, state: DecoderState) -> Array:
     """log P(T_y = k | x) up to a constant, k = 1..max_length: the "length" head on C."""
@@ -282,18 +183,27 @@ class Seq2Seq(nn.Module):
 
   def __call__(self, src: Array, src_lengths: Array | None, targets: Array) -> Outputs:
     """Teacher-forced outputs for targets [B, T_y]; the decoder reads <bos>, targets[:, :-1]."""
-    state = self.encode(src, src_lengths)
-    run = _scan(lambda dec, st, y: dec(st, y), in_axes=1, out_axes=1)
-    _, out = run(self.decoder, state, shift_right(targets, self.bos_id))
+    state = self.start(src, src_lengths)
+    out = self._teacher_forced(state, unroll.shift_right(targets, self.bos_id))
     lengths = self.length_logits(state) if self.length_strategy == "length" else None
     return Outputs(out.logits, out.stop_logit, lengths, out.alpha)
+
+  def _teacher_forced(self, state: DecoderState, prev_tokens: Array) -> StepOutput:
+    run = _scan(lambda dec, st, y: dec(st, y), in_axes=1, out_axes=1)
+    return run(self.decoder, state, prev_tokens)[1]
+
+  def alignment(self, src: Array, src_lengths: Array | None, prev_tokens: Array) -> Array:
+    """alpha [B, T_y, T_x] of the attention, teacher-forced on prev_tokens (<bos>, y_1, ...)."""
+    if not self.attention:
+      raise ValueError("the model has no attention (config.model.attention is None)")
+    return self._teacher_forced(self.start(src, src_lengths), prev_tokens).alpha
 
   def greedy(
       self, src: Array, src_lengths: Array | None = None, max_length: int | None = None
   ) -> Decoded:
     """Free-running decoding for at most `max_length` (static) steps, feeding back argmax."""
     steps = max_length or self.max_length
-    state = self.encode(src, src_lengths)
+    state = self.start(src, src_lengths)
     batch = src.shape[0]
     if self.length_strategy == "length":
       n = jnp.argmax(self.length_logits(state), axis=-1) + 1
@@ -324,9 +234,8 @@ class Seq2Seq(nn.Module):
 
 def token_loss(logits: Array, targets: Array, lengths: Array) -> Array:
   """-1/N sum_{b, t < T_b} log P(y_bt | ...): mean cross-entropy over the real tokens."""
-  mask = unroll.length_mask(lengths, targets.shape[1])
-  ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
-  return jnp.sum(ce * mask) / jnp.maximum(mask.sum(), 1)
+  xent, _, count = losses.token_sums(logits, targets, unroll.length_mask(lengths, targets.shape[1]))
+  return xent / jnp.maximum(count, 1)
 
 
 def stop_loss(stop_logits: Array, lengths: Array) -> Array:

@@ -1,10 +1,15 @@
 """What every problem shares: the task from config, the model from config plus the sizes
-the data dictates, and the checks that a config's sizes agree with the data."""
+the data dictates, and the batch iterators.
+
+A problem's `__init__` reads its task (`super().__init__`), then builds its model with the
+sizes the data fixes, explicitly: `self.model = self.build_model(vocab_size=...,
+output_size=...)`. Those two fields are spelled alike by every model: `vocab_size` the input
+tokens, `output_size` the outputs (classes, target tokens, regression outputs). A config
+leaves them unset (placeholders, None) and the data fills them; a value the config sets
+must agree with the data.
+"""
 
 from typing import Any
-
-import jax
-import jax.numpy as jnp
 
 from seqlab import data, models
 
@@ -12,22 +17,22 @@ from seqlab import data, models
 class ProblemBase:
   """A problem built from config: `self.task` (seqlab.data) and `self.model` (MODELS)."""
 
+  max_length: int | None = None  # one padded length for every batch: one compiled step
+
   def __init__(self, config):
     self.config = config
     task_cfg = config.task
     self.task = data.get_task(task_cfg.name, data_dir=task_cfg.data_dir,
                               **task_cfg.options.to_dict())
-    self.model = self.build_model(config.model.to_dict())
 
-  def derived_model_fields(self) -> dict[str, Any]:
-    """Model fields the data fixes (vocabulary and output sizes)."""
-    return {}
-
-  def build_model(self, model_cfg: dict):
-    """MODELS[name](**fields); a field the data fixes must be unset (None) or agree."""
+  def build_model(self, **data_fields: Any):
+    """MODELS[config.model.name] from config.model, with the fields the data fixes (the
+    sizes; a model without such a field takes none); a set value must agree with the data."""
+    self.data_fields = data_fields  # a sweep member rebuilds its model with the same sizes
+    model_cfg = self.config.model.to_dict()
     name = model_cfg.pop("name")
     fields = models.model_fields(name)
-    for key, value in self.derived_model_fields().items():
+    for key, value in data_fields.items():
       if key not in fields:
         continue
       given = model_cfg.get(key)
@@ -37,8 +42,6 @@ class ProblemBase:
             f"{self.config.task.name!r}, which needs {key}={value}; leave it unset (None)"
         )
       model_cfg[key] = value
-    model_cfg = {k: v for k, v in model_cfg.items() if not (v is None and k in fields
-                                                             and fields[k].default is None)}
     return models.get_model(name, **model_cfg)
 
   def init(self, rng, batch):
@@ -52,8 +55,8 @@ class ProblemBase:
     return {}
 
   def batch_options(self) -> dict[str, Any]:
-    """Extra options of `task.batches` (e.g. a fixed max_length, so one shape compiles)."""
-    return {}
+    """Extra options of `task.batches`: the fixed max_length, when the problem sets one."""
+    return {} if self.max_length is None else {"max_length": self.max_length}
 
   def train_batches(self, seed: int, start_step: int):
     """Shuffled padded training batches from global step `start_step` on."""
@@ -64,9 +67,3 @@ class ProblemBase:
     """One pass over `split`, in stored order, the last partial batch included."""
     return self.task.batches(split, self.config.train.batch_size, shuffle=False, num_epochs=1,
                              drop_remainder=False, **self.batch_options())
-
-
-def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-  """sum(values * mask) / sum(mask)."""
-  mask = mask.astype(jnp.float32)
-  return (values * mask).sum() / jnp.maximum(mask.sum(), 1.0)

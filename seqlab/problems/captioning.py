@@ -7,13 +7,13 @@ the true previous character, scored on the name followed by <eos>:
 
     loss = -sum_{b,t} m_bt log P(y_bt | y_b<t, image_b) / sum_{b,t} m_bt
 
-or uses scheduled sampling (Bengio et al. 2015; `train.teacher_forcing`, the schedules
-of `seqlab.problems.translation`): the true y_{t-1} with probability eps_i at training
-step i, else a character drawn from the model's distribution at step t - 1.
+or uses scheduled sampling (Bengio et al. 2015; `problem.teacher_forcing`, the schedules
+of `seqlab.teacher_forcing`): the true y_{t-1} with probability eps_i at training step i,
+else a character drawn from the model's distribution at step t - 1.
 
 Metrics: teacher-forced loss and token accuracy, and the exact match of the greedy
-caption (y_t = argmax, fed back; `RNN.generate`): every character and the final <eos>
-right.
+caption (y_t = argmax, fed back: `seqlab.decode.greedy` over the model's `start(context=
+image)` and `step`): every character and the final <eos> right.
 """
 
 from collections.abc import Mapping
@@ -22,40 +22,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
+from seqlab import decode, losses, teacher_forcing
 from seqlab.data.builders.digits import NAMES
-from seqlab.data.vocab import BOS
-from seqlab.models.recurrent import cast_floats
-from seqlab.models.rnn import RNN
+from seqlab.data.vocab import BOS, EOS
 from seqlab.problems import base
-from seqlab.problems.translation import check_schedule, teacher_forcing_probability
 
 Array = jax.Array
-
-
-def scheduled_logits(module: RNN, context: Array, gold_prev: Array, teacher: Array,
-                     keys: Array) -> Array:
-  """Logits [B, T, V]; input t reads gold_prev[:, t] where teacher[:, t], else a sample
-  from the logits of step t - 1 (`model.apply(..., method=scheduled_logits)`)."""
-  cell = module.recurrent.make_cell()
-  params = cast_floats(module.recurrent.variables["params"]["cell"], module.dtype)
-  context = context.astype(module.dtype)
-
-  def body(carry, xs):
-    h, prev_logits = carry
-    y_gold, use_gold, key = xs
-    sampled = jax.random.categorical(key, jax.lax.stop_gradient(prev_logits).astype(jnp.float32))
-    y = jnp.where(use_gold, y_gold, sampled.astype(y_gold.dtype))
-    h, out = cell.step(params, h, jnp.concatenate([context, module.embed(y)], axis=-1))
-    logits = module.output(out)
-    return (h, logits), logits
-
-  B = context.shape[0]
-  h0 = cell.initial_carry(params, (B,))
-  start = (h0, jnp.zeros((B, module.output_size), module.dtype))
-  _, logits = jax.lax.scan(body, start, (gold_prev.T, teacher.T, keys))
-  return logits.swapaxes(0, 1)
 
 
 class Captioning(base.ProblemBase):
@@ -63,17 +36,15 @@ class Captioning(base.ProblemBase):
 
   def __init__(self, config):
     super().__init__(config)
-    if not (isinstance(self.model, RNN) and self.model.pattern == "one_to_many"):
+    if not (config.model.name == "rnn" and config.model.pattern == "one_to_many"):
       raise ValueError("captioning needs config.model.name='rnn' with "
                        "config.model.pattern='one_to_many'")
-    t = config.train
-    check_schedule(t.teacher_forcing, t.teacher_forcing_k, t.teacher_forcing_min)
+    p = config.problem
+    teacher_forcing.check_schedule(p.teacher_forcing, p.teacher_forcing_k, p.teacher_forcing_min)
+    size = self.task.metadata["vocab_size"]
+    self.model = self.build_model(vocab_size=size, output_size=size)
     self.vocab = self.task.vocabs["caption"]
     self.max_length = max(len(name) for name in NAMES) + 1  # the longest name and <eos>
-
-  def derived_model_fields(self) -> dict[str, Any]:
-    size = self.task.metadata["vocab_size"]
-    return {"vocab_size": size, "output_size": size}
 
   def model_inputs(self, batch) -> tuple:
     return (batch["inputs"], batch["lengths"], batch["decoder_inputs"])
@@ -82,36 +53,22 @@ class Captioning(base.ProblemBase):
     """Teacher-forced logits [B, T, V] (float32)."""
     return self.model.apply(params, *self.model_inputs(batch)).astype(jnp.float32)
 
-  def _token_sums(self, logits, batch):
-    m = batch["mask"].astype(jnp.float32)
-    xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
-    correct = (jnp.argmax(logits, -1) == batch["targets"]).astype(jnp.float32)
-    return (xent * m).sum(), (correct * m).sum(), m.sum()
-
   def loss(self, params, batch, rng, extra, step):
-    t = self.config.train
-    if t.teacher_forcing == "always":
-      logits, eps = self.logits(params, batch), jnp.float32(1.0)
-    else:
-      eps = teacher_forcing_probability(t.teacher_forcing, t.teacher_forcing_k,
-                                        t.teacher_forcing_min, step)
-      gold = batch["decoder_inputs"]
-      coin_key, sample_key = jax.random.split(rng)
-      teacher = jax.random.bernoulli(coin_key, eps, gold.shape).at[:, 0].set(True)
-      keys = jax.random.split(sample_key, gold.shape[1])
-      logits = self.model.apply(params, batch["inputs"], gold, teacher, keys,
-                                method=scheduled_logits).astype(jnp.float32)
-    xent, correct, count = self._token_sums(logits, batch)
-    count = jnp.maximum(count, 1.0)
-    return xent / count, ({"token_accuracy": correct / count, "teacher_forcing": eps}, extra)
+    model = self.model.bind(params)
+    loss, metrics = teacher_forcing.token_loss(
+        self.config.problem, step, rng, batch, lambda: self.logits(params, batch), model.step,
+        lambda: model.start(context=batch["inputs"]))
+    return loss, (metrics, extra)
 
   def generate(self, params: Any, images: Array, num_steps: int | None = None) -> Array:
-    """Greedy captions [B, num_steps] (character ids) of images [B, 64]."""
-    return self.model.apply(params, images, BOS, num_steps or self.max_length,
-                            method=RNN.generate)
+    """Greedy captions [B, num_steps] (character ids, <eos> repeated after the end)."""
+    model = self.model.bind(params)
+    return decode.greedy(model.step, model.start(context=images), BOS,
+                         num_steps or self.max_length, EOS).tokens
 
   def eval_sums(self, params, batch, extra):
-    xent, correct, count = self._token_sums(self.logits(params, batch), batch)
+    logits = self.logits(params, batch)
+    xent, correct, count = losses.token_sums(logits, batch["targets"], batch["mask"])
     tokens = self.generate(params, batch["inputs"], batch["targets"].shape[1])
     right = (tokens == batch["targets"]) | ~batch["mask"]  # every real step, <eos> included
     sums = {"xent": xent, "correct": correct, "tokens": count,
@@ -122,9 +79,6 @@ class Captioning(base.ProblemBase):
     tokens = max(sums["tokens"], 1.0)
     return {"loss": sums["xent"] / tokens, "token_accuracy": sums["correct"] / tokens,
             "exact_match": sums["exact"] / max(sums["captions"], 1.0)}
-
-  def batch_options(self):
-    return {"max_length": self.max_length}
 
   def caption(self, params: Any, images: np.ndarray) -> list[str]:
     """The greedy caption of each image [64], as text."""

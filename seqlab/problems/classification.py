@@ -6,7 +6,7 @@ sequential digits (one label per sequence, `lengths` marking the real steps).
 Models: an `RNN` with pattern many_to_one (o = c + V h_T at each sequence's last real
 step), a `TransformerClassifier` (mean over real steps), or any model with per-step
 outputs o_t [B, T, C] (`Bidirectional` with output_size, `DeepRNN`, a many_to_many
-`RNN`), pooled over the real steps as `train.pooling` says:
+`RNN`), pooled over the real steps as `problem.pooling` says:
 
     last:       o = o_T                  (the top state after the whole sequence)
     mean:       o = 1/T sum_t o_t
@@ -42,18 +42,24 @@ def pool(outputs: Array, lengths: Array, how: str) -> Array:
     return total / jnp.maximum(lengths, 1)[:, None].astype(outputs.dtype)
   if how == "first_last":
     return outputs[:, 0] + last_real(outputs, lengths)
-  raise ValueError(f"unknown config.train.pooling {how!r}; known: {list(POOLINGS)}")
+  raise ValueError(f"unknown config.problem.pooling {how!r}; known: {list(POOLINGS)}")
 
 
 class Classification(base.ProblemBase):
   """One class per sequence, trained by cross-entropy."""
 
   def __init__(self, config):
-    if config.train.pooling not in POOLINGS:
-      raise ValueError(f"unknown config.train.pooling {config.train.pooling!r}; "
+    if config.problem.pooling not in POOLINGS:
+      raise ValueError(f"unknown config.problem.pooling {config.problem.pooling!r}; "
                        f"known: {list(POOLINGS)}")
     super().__init__(config)
+    meta = self.task.metadata
     fields = models.model_fields(config.model.name)
+    vocab = meta.get("num_inputs")  # None: vector inputs
+    if "vocab_size" in fields and vocab is None and fields["vocab_size"].default is not None:
+      raise ValueError(f"model {config.model.name!r} reads token ids, but task "
+                       f"{config.task.name!r} has vector inputs; use another model")
+    self.model = self.build_model(vocab_size=vocab, output_size=meta["num_classes"])
     self.one_hot = self.token_inputs and "vocab_size" not in fields
     # One padded length for every batch: one compiled step instead of one per length.
     self.max_length = max(int(self.task.lengths(s).max()) for s in self.task.splits)
@@ -62,16 +68,6 @@ class Classification(base.ProblemBase):
   def token_inputs(self) -> bool:
     """Whether the inputs are token ids (the data gives a vocabulary size) or vectors."""
     return "num_inputs" in self.task.metadata
-
-  def derived_model_fields(self) -> dict[str, Any]:
-    meta = self.task.metadata
-    fields = models.model_fields(self.config.model.name)
-    vocab = meta.get("num_inputs")
-    if "vocab_size" in fields and vocab is None and fields["vocab_size"].default is not None:
-      raise ValueError(f"model {self.config.model.name!r} reads token ids, but task "
-                       f"{self.config.task.name!r} has vector inputs; use another model")
-    return {"vocab_size": vocab, "output_size": meta["num_classes"],
-            "num_classes": meta["num_classes"]}
 
   def model_inputs(self, batch) -> tuple:
     inputs = batch["inputs"]
@@ -83,7 +79,7 @@ class Classification(base.ProblemBase):
     """o [B, C] (float32)."""
     out = self.model.apply(params, *self.model_inputs(batch))
     if out.ndim == 3:
-      out = pool(out, batch["lengths"], self.config.train.pooling)
+      out = pool(out, batch["lengths"], self.config.problem.pooling)
     return out.astype(jnp.float32)
 
   def loss(self, params, batch, rng, extra, step):
@@ -102,6 +98,3 @@ class Classification(base.ProblemBase):
   def summarize(self, sums):
     count = max(sums["count"], 1.0)
     return {"loss": sums["xent"] / count, "accuracy": sums["correct"] / count}
-
-  def batch_options(self):
-    return {"max_length": self.max_length}

@@ -19,7 +19,6 @@ import numpy as np
 import optax
 
 from seqlab import decode, tbptt
-from seqlab.models.rnn import RNN
 from seqlab.problems import base
 
 
@@ -29,11 +28,11 @@ class LanguageModel(base.ProblemBase):
   def __init__(self, config):
     super().__init__(config)
     self.vocab = self.task.vocabs["text"]
-    self.recurrent = isinstance(self.model, RNN)
-
-  def derived_model_fields(self):
-    size = len(self.task.vocabs["text"])
-    return {"vocab_size": size, "output_size": size}
+    self.model = self.build_model(vocab_size=len(self.vocab), output_size=len(self.vocab))
+    # A model whose step takes (carry, token) from a carry of `start(batch_size)` (the RNN)
+    # continues the stream across windows; the others (Transformer LM, NPLM) see each
+    # window on its own.
+    self.recurrent = config.model.name == "rnn"
 
   def model_inputs(self, batch):
     return (batch["inputs"],)
@@ -41,14 +40,8 @@ class LanguageModel(base.ProblemBase):
   # --- truncated BPTT over the stream (recurrent models)
 
   def _step(self, params, carry, token):
-    return self.model.apply(params, carry, token, method=RNN.step)
-
-  def _decoder(self, params):
-    """The decode.StepFn of the model: (carry, token) -> (logits, carry)."""
-    def step_fn(carry, token):
-      carry, logits = self._step(params, carry, token)
-      return logits, carry
-    return step_fn
+    """The model step (carry, token) -> (carry, logits), as truncated BPTT calls it."""
+    return self.model.bind(params).step(carry, token)
 
   @staticmethod
   def _step_loss(params, logits, target):
@@ -63,7 +56,7 @@ class LanguageModel(base.ProblemBase):
     if not self.recurrent:
       return {}
     B, k1 = batch["inputs"].shape
-    carry = self.model.apply(params, B, method=RNN.initial_carry)
+    carry = self.model.bind(params).start(B)
     return tbptt.init_state(carry, batch["inputs"], k1, self._k2(k1))
 
   def _window_loss(self, params, batch, extra):
@@ -118,19 +111,20 @@ class LanguageModel(base.ProblemBase):
       # Primed with decode.prime (a blank line): as at the start of a speech, not a zero state
       # the model only saw at the start of each epoch.
       ids = self.vocab.encode(self.config.decode.prime + prefix)
-      carry = self.model.apply(params, 1, method=RNN.initial_carry)
+      model = self.model.bind(params)
+      carry = model.start(1)
       for token in ids[:-1]:  # read the prefix; its last character starts the decoding
-        carry, _ = self._step(params, carry, jnp.array([token]))
-      decoded = decode.greedy(self._decoder(params), carry, int(ids[-1]), length)
+        carry, _ = model.step(carry, jnp.array([token]))
+      decoded = decode.greedy(model.step, carry, int(ids[-1]), length)
       out.append(self.vocab.decode(np.asarray(decoded.tokens[0])))
     return out
 
   def sample(self, params, rng, num: int = 3) -> list[str]:
     """Temperature samples, each started from a newline."""
     self._require_recurrent("sampling")
-    carry = self.model.apply(params, num, method=RNN.initial_carry)
+    model = self.model.bind(params)
     start = int(self.vocab.encode("\n")[0])
-    decoded = decode.sample(self._decoder(params), carry, start, self.config.decode.max_len,
+    decoded = decode.sample(model.step, model.start(num), start, self.config.decode.max_len,
                             rng, self.config.decode.temperature)
     return [self.vocab.decode(np.asarray(row)) for row in decoded.tokens]
 

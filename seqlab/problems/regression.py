@@ -3,7 +3,7 @@
 Batches hold `inputs` [B, T, F] vectors (the adding problem: value and marker), their
 `lengths`, and one real `targets` [B] per sequence; the model reads the whole sequence
 and emits one prediction y_hat = o (an `RNN` with pattern many_to_one and output_size 1,
-or any model whose per-step outputs [B, T, 1] are pooled as `train.pooling` says).
+or any model whose per-step outputs [B, T, 1] are pooled as `problem.pooling` says).
 
     loss = MSE = 1/B sum_b (y_hat_b - y_b)^2
 
@@ -29,14 +29,15 @@ TOLERANCE = 0.04  # |y_hat - y| below this counts as solved (Hochreiter & Schmid
 class Regression(base.ProblemBase):
   """One real-valued prediction per sequence, trained by mean squared error."""
 
-  def derived_model_fields(self) -> dict[str, Any]:
-    return {"output_size": self.task.metadata["num_outputs"]}
+  def __init__(self, config):
+    super().__init__(config)
+    self.model = self.build_model(output_size=self.task.metadata["num_outputs"])
 
   def predict(self, params: Any, batch: Mapping[str, Array]) -> Array:
     """y_hat [B] (float32)."""
     out = self.model.apply(params, *self.model_inputs(batch))
     if out.ndim == 3:  # per-step outputs: one summary per sequence
-      out = pool(out, batch["lengths"], self.config.train.pooling)
+      out = pool(out, batch["lengths"], self.config.problem.pooling)
     return out[:, 0].astype(jnp.float32)
 
   def loss(self, params, batch, rng, extra, step):

@@ -2,17 +2,17 @@
 
 Batches hold windows `inputs` [B, W, 1] and `targets` [B, W, 1] (the series `horizon`
 steps later); a model emits y_hat_t at every step: an `RNN` (many_to_many), a `TDNN`,
-or an `ESN`. Every window starts from a zero state, so its first `train.washout` steps
+or an `ESN`. Every window starts from a zero state, so its first `problem.washout` steps
 are left out of the loss, the metrics and the ridge fit (mask m_t = [t >= washout]):
 
     loss = MSE = sum_t m_t (y_hat_t - y_t)^2 / sum_t m_t
     NRMSE = sqrt(MSE / Var(y))            (Var over the same steps; 1 = predicting the mean)
 
-ESN readout (`train.readout_fit`). The loss is the readout's MSE in every case; what
+ESN readout (`problem.readout_fit`). The loss is the readout's MSE in every case; what
 changes is how W_out gets its value:
   gradient:            W_out starts at 0 and follows the optimizer, like any model;
   ridge:               `init` fits W_out in closed form on one pass over the training
-                       split, W_out = (Z^T Z + lambda I)^-1 Z^T Y with lambda = train.ridge
+                       split, W_out = (Z^T Z + lambda I)^-1 Z^T Y with lambda = problem.ridge
                        (Z^T Z and Z^T Y summed batch by batch, so the split need not fit
                        in memory), and the loss then stops its gradient: training steps
                        change nothing and only log, evaluate and checkpoint (1 step is enough;
@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqlab.models.esn import ESN
+from seqlab import losses
 from seqlab.problems import base
 
 Array = jax.Array
@@ -42,28 +42,26 @@ class SeriesPrediction(base.ProblemBase):
 
   def __init__(self, config):
     super().__init__(config)
-    t = config.train
-    self.esn = isinstance(self.model, ESN)
+    self.model = self.build_model(output_size=self.task.metadata["num_outputs"])
+    t = config.problem
+    self.esn = config.model.name == "esn"  # the model with a closed-form readout
     if t.readout_fit not in READOUT_FITS:
-      raise ValueError(f"unknown config.train.readout_fit {t.readout_fit!r}; "
+      raise ValueError(f"unknown config.problem.readout_fit {t.readout_fit!r}; "
                        f"known: {list(READOUT_FITS)}")
     if t.readout_fit != "gradient" and not self.esn:
-      raise ValueError(f"config.train.readout_fit={t.readout_fit!r} needs config.model.name="
+      raise ValueError(f"config.problem.readout_fit={t.readout_fit!r} needs config.model.name="
                        f"'esn'; got {config.model.name!r} (use 'gradient')")
     if self.esn and config.optimizer.weight_decay:
       raise ValueError("config.optimizer.weight_decay must be 0 for the ESN: it would decay "
                        "the fixed reservoir, which lives in the params")
     window = self.task.builder.options["window"]
     if not 0 <= t.washout < window:
-      raise ValueError(f"config.train.washout={t.washout} must lie in [0, window={window})")
-
-  def derived_model_fields(self) -> dict[str, Any]:
-    return {"output_size": self.task.metadata["num_outputs"]}
+      raise ValueError(f"config.problem.washout={t.washout} must lie in [0, window={window})")
 
   def scored(self, batch: Mapping[str, Array]) -> Array:
     """m [B, W]: real steps at or after the washout."""
     T = batch["inputs"].shape[1]
-    return batch["mask"] & (jnp.arange(T) >= self.config.train.washout)[None, :]
+    return batch["mask"] & (jnp.arange(T) >= self.config.problem.washout)[None, :]
 
   def predict(self, params: Any, batch: Mapping[str, Array]) -> Array:
     """y_hat [B, W, O] (float32)."""
@@ -75,10 +73,10 @@ class SeriesPrediction(base.ProblemBase):
     return (err**2).sum(-1), self.scored(batch).astype(jnp.float32)
 
   def loss(self, params, batch, rng, extra, step):
-    if self.config.train.readout_fit == "ridge":  # W_out is fitted: steps change nothing
+    if self.config.problem.readout_fit == "ridge":  # W_out is fitted: steps change nothing
       params = jax.lax.stop_gradient(params)
     squared, m = self._squared_errors(params, batch)
-    return base.masked_mean(squared, m), ({}, extra)
+    return losses.masked_mean(squared, m), ({}, extra)
 
   def eval_sums(self, params, batch, extra):
     squared, m = self._squared_errors(params, batch)
@@ -103,7 +101,7 @@ class SeriesPrediction(base.ProblemBase):
 
   def init(self, rng, batch):
     params = super().init(rng, batch)
-    if self.esn and self.config.train.readout_fit != "gradient":
+    if self.esn and self.config.problem.readout_fit != "gradient":
       params = self.fit_readout(params)
     return params
 
@@ -112,7 +110,7 @@ class SeriesPrediction(base.ProblemBase):
 
     @jax.jit
     def features(batch):
-      z = self.model.apply(params, *self.model_inputs(batch), method=ESN.features)
+      z = self.model.bind(params).features(*self.model_inputs(batch))
       return z.astype(jnp.float32) * self.scored(batch)[..., None]  # a zero row adds nothing
 
     # Z^T Z and Z^T Y summed batch by batch in float64 on the host, then solved there:
@@ -123,5 +121,5 @@ class SeriesPrediction(base.ProblemBase):
       z = z.reshape(-1, z.shape[-1])
       y = np.asarray(batch["targets"], np.float64).reshape(len(z), -1)
       gram, rhs = gram + z.T @ z, rhs + z.T @ y
-    W_out = np.linalg.solve(gram + self.config.train.ridge * np.eye(len(gram)), rhs)
+    W_out = np.linalg.solve(gram + self.config.problem.ridge * np.eye(len(gram)), rhs)
     return {**params, "params": {**params["params"], "W_out": jnp.asarray(W_out, jnp.float32)}}

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from seqlab import losses
 from seqlab.problems import base
 
 Array = jax.Array
@@ -23,9 +24,10 @@ Array = jax.Array
 class Tagging(base.ProblemBase):
   """Many-to-many classification of every step, e.g. the copy task."""
 
-  def derived_model_fields(self) -> dict[str, Any]:
+  def __init__(self, config):
+    super().__init__(config)
     meta = self.task.metadata
-    return {"vocab_size": meta["num_inputs"], "output_size": meta["num_outputs"]}
+    self.model = self.build_model(vocab_size=meta["num_inputs"], output_size=meta["num_outputs"])
 
   def logits(self, params: Any, batch: Mapping[str, Array], rng: Array | None = None) -> Array:
     return self.model.apply(params, batch["inputs"], batch["lengths"])
@@ -33,7 +35,7 @@ class Tagging(base.ProblemBase):
   def loss(self, params, batch, rng, extra, step):
     logits = self.logits(params, batch, rng).astype(jnp.float32)
     xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
-    return base.masked_mean(xent, batch["mask"]), ({}, extra)
+    return losses.masked_mean(xent, batch["mask"]), ({}, extra)
 
   def eval_sums(self, params, batch, extra):
     logits = self.logits(params, batch).astype(jnp.float32)

@@ -6,13 +6,9 @@ y_1 .. y_T <eos> by the masked token cross-entropy
 
     loss = -sum_{b,t} m_bt log P(y_bt | y_b<t, x_b) / sum_{b,t} m_bt   (m = 1 on real steps)
 
-The recurrent decoder can instead use scheduled sampling (Bengio et al. 2015): at training
-step i each decoder input is the true previous token with probability eps_i, else a token
-drawn from the model's own distribution at the step before, with
-
-    linear:           eps_i = max(eps_min, 1 - k i)
-    exponential:      eps_i = k^i                        (0 < k < 1)
-    inverse_sigmoid:  eps_i = k / (k + exp(i / k))       (k >= 1)
+The recurrent decoder can instead use scheduled sampling (`seqlab.teacher_forcing`, Bengio
+et al. 2015): at training step i each decoder input is the true previous token with
+probability eps_i, else a token drawn from the model's own distribution at the step before.
 
 Evaluation: teacher-forced loss, perplexity and token accuracy; greedy and beam-search
 decodings (`seqlab.decode`) of the source sentences, scored by corpus BLEU (sacrebleu, its
@@ -25,63 +21,23 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from sacrebleu.metrics import BLEU
 
-from seqlab import decode
+from seqlab import decode, losses, teacher_forcing
 from seqlab.data import batching
 from seqlab.data.vocab import BOS, EOS, PAD
-from seqlab.models.seq2seq import Seq2Seq, shift_right
-from seqlab.models.transformer import Transformer
 from seqlab.problems import base
 
 Array = jax.Array
-SCHEDULES = ("always", "linear", "exponential", "inverse_sigmoid")
 DECODERS = ("greedy", "beam")
 # sacrebleu's sufficient statistics, summed over sentences: lengths, matches and totals by n.
 BLEU_STATS = ("sys_len", "ref_len", *(f"match{n}" for n in range(1, 5)),
               *(f"total{n}" for n in range(1, 5)))
 _SENTENCE_BLEU = BLEU(effective_order=True)  # the counts do not depend on effective_order
-
-
-def teacher_forcing_probability(schedule: str, k: float, eps_min: float, step) -> Array:
-  """eps_i, the probability of feeding the true previous token at training step i."""
-  i = jnp.asarray(step, jnp.float32)
-  if schedule == "always":
-    return jnp.ones_like(i)
-  if schedule == "linear":
-    return jnp.maximum(eps_min, 1.0 - k * i)
-  if schedule == "exponential":
-    return jnp.power(jnp.float32(k), i)
-  if schedule == "inverse_sigmoid":
-    return k / (k + jnp.exp(i / k))
-  raise ValueError(f"config.train.teacher_forcing={schedule!r}; known: {list(SCHEDULES)}")
-
-
-def check_schedule(schedule: str, k: float, eps_min: float) -> None:
-  """Raises naming the field when a schedule's k or eps_min is out of its range."""
-  if schedule not in SCHEDULES:
-    raise ValueError(f"config.train.teacher_forcing={schedule!r}; known: {list(SCHEDULES)}")
-  bad = {"linear": not k > 0 or not 0 <= eps_min <= 1, "exponential": not 0 < k < 1,
-         "inverse_sigmoid": not k >= 1}.get(schedule, False)
-  if bad:
-    need = {"linear": "k > 0 (the slope c) and 0 <= teacher_forcing_min <= 1",
-            "exponential": "0 < k < 1", "inverse_sigmoid": "k >= 1"}[schedule]
-    raise ValueError(f"config.train.teacher_forcing={schedule!r} needs {need}; got "
-                     f"teacher_forcing_k={k}, teacher_forcing_min={eps_min}")
-
-
-def token_sums(logits: Array, targets: Array, mask: Array) -> tuple[Array, Array, Array]:
-  """(sum m * -log softmax(logits)[y], sum m * [argmax == y], sum m) over real steps."""
-  m = mask.astype(jnp.float32)
-  xent = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
-  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
-  return (xent * m).sum(), (correct * m).sum(), m.sum()
 
 
 def detokenize(text: str, level: str) -> str:
@@ -123,26 +79,25 @@ class Translation(base.ProblemBase):
     self.level = self.task.read_options["level"]
     self.src_vocab = self.task.vocabs[f"source-{self.level}"]
     self.tgt_vocab = self.task.vocabs[f"target-{self.level}"]
-    self.recurrent = isinstance(self.model, Seq2Seq)
-    t = config.train
-    if not self.recurrent and not isinstance(self.model, Transformer):
+    self.model = self.build_model(vocab_size=len(self.src_vocab), output_size=len(self.tgt_vocab),
+                                  bos_id=BOS, eos_id=EOS, pad_id=PAD)
+    # The two encoder-decoders share start/step (decoding, scheduled sampling) and
+    # `alignment`; their teacher-forced calls differ: seq2seq(src, lengths, targets) returns
+    # Outputs, transformer(src, decoder_inputs, lengths, deterministic) returns logits.
+    if config.model.name not in ("seq2seq", "transformer"):
       raise ValueError(f"config.model.name={config.model.name!r} cannot translate; "
                        "use 'seq2seq' or 'transformer'")
-    check_schedule(t.teacher_forcing, t.teacher_forcing_k, t.teacher_forcing_min)
-    if t.teacher_forcing != "always" and not self.recurrent:
-      raise ValueError(f"config.train.teacher_forcing={t.teacher_forcing!r} (scheduled "
+    self.recurrent = config.model.name == "seq2seq"
+    p = config.problem
+    teacher_forcing.check_schedule(p.teacher_forcing, p.teacher_forcing_k, p.teacher_forcing_min)
+    if p.teacher_forcing != "always" and not self.recurrent:
+      raise ValueError(f"config.problem.teacher_forcing={p.teacher_forcing!r} (scheduled "
                        "sampling) needs the recurrent decoder (model 'seq2seq'); use 'always'")
     if self.recurrent and self.model.length_strategy != "eos":
       raise ValueError("translation decodes up to <eos>: config.model.length_strategy must be "
                        f"'eos', got {self.model.length_strategy!r}")
     self.greedy_jit = jax.jit(self.greedy)
     self.beam_jit = jax.jit(self.beam, static_argnames="beam_width")
-
-  def derived_model_fields(self) -> dict[str, Any]:
-    level = self.task.read_options["level"]
-    src, tgt = (len(self.task.vocabs[f"{side}-{level}"]) for side in ("source", "target"))
-    return {"vocab_size": src, "target_vocab_size": tgt, "src_vocab_size": src,
-            "tgt_vocab_size": tgt, "bos_id": BOS, "eos_id": EOS, "pad_id": PAD}
 
   def init(self, rng, batch):
     return jax.jit(self.model.init)(rng, *self.model_inputs(batch))  # one compile, not per op
@@ -162,38 +117,12 @@ class Translation(base.ProblemBase):
     return self.model.apply(params, *self.model_inputs(batch), deterministic=rng is None,
                             rngs=rngs)
 
-  def scheduled_logits(self, params, batch, rng: Array, eps: Array) -> Array:
-    """Logits [B, T, V] when input t is y_{t-1} with probability eps, else y ~ P(. | step t-1)."""
-    gold = shift_right(batch["targets"], BOS).T  # [T, B]: <bos> y_1 .. y_{T-1}, as __call__
-    T, B = gold.shape
-    coin_key, sample_key = jax.random.split(rng)
-    teacher = jax.random.bernoulli(coin_key, eps, (T, B)).at[0].set(True)
-    state = self.model.apply(params, batch["inputs"], batch["source_lengths"], method="encode")
-
-    def body(carry, xs):
-      state, prev_logits = carry
-      y_gold, use_gold, key = xs
-      sampled = jax.random.categorical(key, jax.lax.stop_gradient(prev_logits).astype(jnp.float32))
-      y = jnp.where(use_gold, y_gold, sampled.astype(y_gold.dtype))
-      state, out = self.model.apply(params, state, y, method="decode_step")
-      return (state, out.logits), out.logits
-
-    V = self.model.target_vocab_size or self.model.vocab_size
-    start = (state, jnp.zeros((B, V), self.model.dtype))
-    _, logits = jax.lax.scan(body, start, (gold, teacher, jax.random.split(sample_key, T)))
-    return logits.swapaxes(0, 1)
-
   def loss(self, params, batch, rng, extra, step):
-    t = self.config.train
-    if t.teacher_forcing == "always":
-      logits, eps = self.logits(params, batch, rng), jnp.float32(1.0)
-    else:
-      eps = teacher_forcing_probability(t.teacher_forcing, t.teacher_forcing_k,
-                                        t.teacher_forcing_min, step)
-      logits = self.scheduled_logits(params, batch, rng, eps)
-    xent, correct, count = token_sums(logits, batch["targets"], batch["mask"])
-    count = jnp.maximum(count, 1.0)
-    return xent / count, ({"token_accuracy": correct / count, "teacher_forcing": eps}, extra)
+    model = self.model.bind(params)
+    loss, metrics = teacher_forcing.token_loss(
+        self.config.problem, step, rng, batch, lambda: self.logits(params, batch, rng),
+        model.step, lambda: model.start(batch["inputs"], batch["source_lengths"]))
+    return loss, (metrics, extra)
 
   def batch_options(self):
     return {"pad_multiple": self.config.train.pad_multiple}
@@ -201,31 +130,22 @@ class Translation(base.ProblemBase):
   # --- decoding
 
   def _start(self, params, src: Array, src_lengths: Array):
-    if self.recurrent:
-      return self.model.apply(params, src, src_lengths, method="encode")
-    return self.model.apply(params, src, src_lengths, self.config.decode.max_len, method="start")
-
-  def step_fn(self, params) -> decode.StepFn:
-    """The model as decode's step_fn(state, tokens [N]) -> (logits [N, V], state)."""
-    def step(state, tokens):
-      if self.recurrent:
-        state, out = self.model.apply(params, state, tokens, method="decode_step")
-        return out.logits, state
-      state, logits = self.model.apply(params, state, tokens, method="step")
-      return logits, state
-    return step
+    """The bound model and its decoding carry for the source sentences."""
+    model = self.model.bind(params)
+    return model, model.start(src, src_lengths, self.config.decode.max_len)
 
   def greedy(self, params, src: Array, src_lengths: Array) -> decode.Decoded:
     """y_t = argmax P(y | y_<t, x) until <eos>: tokens [B, L], log P(y | x) [B], lengths."""
-    return decode.greedy(self.step_fn(params), self._start(params, src, src_lengths), BOS,
-                         self.config.decode.max_len, EOS)
+    model, carry = self._start(params, src, src_lengths)
+    return decode.greedy(model.step, carry, BOS, self.config.decode.max_len, EOS)
 
   def beam(self, params, src: Array, src_lengths: Array,
            beam_width: int | None = None) -> decode.Decoded:
     """The best beam (by log P / length^length_penalty): tokens [B, L], log P(y | x), lengths."""
     d = self.config.decode
-    out = decode.beam_search(self.step_fn(params), self._start(params, src, src_lengths), BOS,
-                             d.max_len, beam_width or d.beam_width, EOS, d.length_penalty)
+    model, carry = self._start(params, src, src_lengths)
+    out = decode.beam_search(model.step, carry, BOS, d.max_len, beam_width or d.beam_width, EOS,
+                             d.length_penalty)
     return decode.Decoded(out.tokens[:, 0], out.log_probs[:, 0], out.lengths[:, 0])
 
   def target_text(self, ids) -> str:
@@ -241,7 +161,8 @@ class Translation(base.ProblemBase):
   # --- evaluation
 
   def eval_sums(self, params, batch, extra):
-    xent, correct, count = token_sums(self.logits(params, batch), batch["targets"], batch["mask"])
+    xent, correct, count = losses.token_sums(self.logits(params, batch), batch["targets"],
+                                             batch["mask"])
     sums = {"xent": xent, "correct": correct, "tokens": count,
             "sentences": jnp.float32(batch["inputs"].shape[0])}
     src, lengths = batch["inputs"], batch["source_lengths"]

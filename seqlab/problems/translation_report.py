@@ -6,6 +6,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from seqlab import unroll
 from seqlab.data import batching
 from seqlab.data.vocab import BOS
 
@@ -13,35 +14,24 @@ from seqlab.data.vocab import BOS
 def attention_weights(problem, params, sentence: str) -> tuple[list[str], list[str], np.ndarray]:
   """(source tokens, output tokens, alpha [outputs, source]) of the greedy translation.
 
-  seq2seq: the decoder's alpha_tj; transformer: the last decoder layer's cross-attention,
-  averaged over heads. Raises ValueError for a model without attention.
+  The model's `alignment`, teacher-forced on the greedy output (which reproduces the greedy
+  decoding): seq2seq, the decoder's alpha_tj; transformer, the last decoder layer's
+  cross-attention averaged over heads. Raises ValueError for a model without attention.
   """
-  if problem.recurrent and not problem.model.attention:
-    raise ValueError("the model has no attention (config.model.attention is None)")
   ids = problem.src_vocab.encode(sentence, eos=True)
   batch = batching.collate([{"inputs": ids}], {"inputs": "source_lengths"})
   src, lengths = jnp.asarray(batch["inputs"]), jnp.asarray(batch["source_lengths"])
-  max_len = problem.config.decode.max_len
-  if problem.recurrent:
-    out = problem.model.apply(params, src, lengths, max_len, method="greedy")
-    n = int(out.lengths[0])
-    tokens, alpha = np.asarray(out.tokens[0, :n]), np.asarray(out.alpha[0, :n])
-  else:
-    out = problem.greedy_jit(params, src, lengths)
-    n = int(out.lengths[0])
-    tokens = np.asarray(out.tokens[0, :n])
-    tgt_in = jnp.asarray(np.concatenate([[BOS], tokens[:-1]]))[None]
-    _, state = problem.model.apply(params, src, tgt_in, lengths, mutable=["intermediates"])
-    layers = state["intermediates"]["decoder"]
-    last = layers[sorted(k for k in layers if k.startswith("layer_"))[-1]]
-    alpha = np.asarray(last["cross_attention"]["attention_weights"][0])[0].mean(0)
+  out = problem.greedy_jit(params, src, lengths)
+  tokens = np.asarray(out.tokens[0, :int(out.lengths[0])])
+  prev_tokens = unroll.shift_right(jnp.asarray(tokens)[None], BOS)
+  alpha = np.asarray(problem.model.bind(params).alignment(src, lengths, prev_tokens)[0])
   words = lambda vocab, ids: [vocab.tokens[i] for i in ids]
   return words(problem.src_vocab, ids), words(problem.tgt_vocab, tokens), alpha
 
 
 def attention_heatmap(problem, params, sentence: str, workdir: str) -> str | None:
   """Writes workdir/attention.png for an attention model; returns its path (None without)."""
-  if problem.recurrent and not problem.model.attention:
+  if problem.recurrent and not problem.model.attention:  # a seq2seq without attention
     return None
   import matplotlib
 

@@ -23,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from seqlab.models.recursive import TreeRNN
 from seqlab.problems import base
 
 Array = jax.Array
@@ -34,15 +33,12 @@ class TreeClassification(base.ProblemBase):
 
   def __init__(self, config):
     super().__init__(config)
-    if not isinstance(self.model, TreeRNN):
+    if config.model.name != "tree":
       raise ValueError(f"tree tasks need config.model.name='tree', got {config.model.name!r}")
     meta = self.task.metadata
+    self.model = self.build_model(vocab_size=meta["num_inputs"], output_size=meta["num_classes"])
     self.num_levels = meta["max_levels"]  # level steps of the TreeRNN (static)
-    self.max_nodes = meta["max_nodes"]  # one padded size: one compiled step
-
-  def derived_model_fields(self) -> dict[str, Any]:
-    meta = self.task.metadata
-    return {"vocab_size": meta["num_inputs"], "num_classes": meta["num_classes"]}
+    self.max_length = meta["max_nodes"]  # nodes, padded to one size
 
   def model_inputs(self, batch) -> tuple:
     levels = jnp.where(batch["mask"], batch["levels"], -1)
@@ -73,6 +69,3 @@ class TreeClassification(base.ProblemBase):
     count = max(sums["count"], 1.0)
     return {"loss": sums["xent"] / count, "accuracy": sums["correct"] / count,
             "node_accuracy": sums["node_correct"] / max(sums["internal"], 1.0)}
-
-  def batch_options(self):
-    return {"max_length": self.max_nodes}

@@ -108,12 +108,13 @@ def from_members(config: ml_collections.ConfigDict, members: list[dict[str, Any]
 def _member_problem(problem, config):
   """`problem` itself, or a copy whose model is built from `config` when model/train differ."""
   same = (config.model.to_dict() == problem.config.model.to_dict()
-          and config.train.to_dict() == problem.config.train.to_dict())
+          and config.train.to_dict() == problem.config.train.to_dict()
+          and config.problem.to_dict() == problem.config.problem.to_dict())
   if same:
     return problem
   member = copy.copy(problem)
   member.config = config
-  member.model = problem.build_model(config.model.to_dict())
+  member.model = member.build_model(**problem.data_fields)
   return member
 
 

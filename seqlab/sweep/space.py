@@ -6,7 +6,7 @@
 An axis may change only what keeps one compiled program valid for every member:
   seed                       the initial parameters, the per-step rng and the data order;
   optimizer.<INJECTABLE>     numbers held in the optimizer state (optax.inject_hyperparams);
-  model.*, train.*           initial values only (recurrent_scale, forget_bias, rho, ridge):
+  model.*, problem.*, train.* initial values only (recurrent_scale, forget_bias, rho, ridge):
                              checked by `population.initial_state` (same parameter shapes,
                              the same traced loss as the first member).
 Shape-changing axes (hidden size, cell type) and the data (task.*) need separate programs.
@@ -18,6 +18,7 @@ from typing import Any
 
 import ml_collections
 
+from seqlab import config as base
 from seqlab.train import optim
 
 MODES = ("grid", "zip")
@@ -74,7 +75,7 @@ def axis_kind(path: str) -> str:
     return "seed"
   if section == "optimizer" and field in optim.INJECTABLE:
     return "optimizer"
-  if field and (section == "model" or section == "train" and field not in LOOP_FIELDS):
+  if field and (section in ("model", "problem") or section == "train" and field not in LOOP_FIELDS):
     return "init"
   if section == "optimizer":
     why = f"only {list(optim.INJECTABLE)} can differ inside one program"
@@ -83,7 +84,7 @@ def axis_kind(path: str) -> str:
   elif section == "train":
     why = "the loop or the batches read it; run one program per value"
   else:
-    why = "sweepable: seed, optimizer.<number>, model.*, train.* (initial values only)"
+    why = "sweepable: seed, optimizer.<number>, model.*, problem.*, train.* (initial values only)"
   raise ValueError(f"config.sweep axis {path!r} cannot be swept in one program: {why}")
 
 
@@ -94,16 +95,10 @@ def member_config(
   c = config.copy_and_resolve_references()
   c.unlock()
   for path, value in overrides.items():
-    *parents, key = path.split(".")
-    node = c
-    for name in parents:
-      if name not in node or not isinstance(node[name], ml_collections.ConfigDict):
-        raise ValueError(f"config.sweep axis {path!r}: the config has no section {name!r}")
-      node = node[name]
-    if key not in node:
-      raise ValueError(f"config.sweep axis {path!r}: the config declares no such field; "
-                       "declare it (with its default) before sweeping it")
-    node[key] = value
+    try:
+      base.set_field(c, path, value)
+    except ValueError as error:
+      raise ValueError(f"config.sweep axis {error}") from None
   c.sweep.axes = ()
   c.lock()
   return c

@@ -1,14 +1,12 @@
-"""What the training studies share: configs from configs/, and one sweep program per config.
+"""What the training studies share: one sweep program per config (loaded by its path).
 
-    config = studies.load_config("adding.py", "cell=elman,T=50")
+    config = seqlab.config.load_file("configs/adding.py", "cell=elman,T=50")
     run = studies.run(config, overrides={"train.num_steps": 500},
                       axes=(("seed", (0, 1, 2)),))
     run.result.history["loss"]   # [steps, members];   run.finals: validation metrics per member
 """
 
 import dataclasses
-import importlib.util
-import pathlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,24 +15,14 @@ import ml_collections
 from absl import flags
 from absl import logging as absl_logging
 
+from seqlab import config as base
 from seqlab.sweep import population, space
-
-CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"
 
 
 def quiet() -> None:
   """Log at WARNING (TFDS and JAX log every dataset read at INFO) unless --verbosity is given."""
   if not flags.FLAGS["verbosity"].present:
     absl_logging.set_verbosity(absl_logging.WARNING)
-
-
-def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """configs/<name>'s get_config(arg)."""
-  spec = importlib.util.spec_from_file_location(f"configs_{pathlib.Path(name).stem}",
-                                                CONFIGS / name)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
 
 
 def with_fields(config: ml_collections.ConfigDict, fields: Mapping[str, Any],
@@ -44,11 +32,7 @@ def with_fields(config: ml_collections.ConfigDict, fields: Mapping[str, Any],
   c = config.copy_and_resolve_references()
   c.unlock()
   for path, value in fields.items():
-    *parents, key = path.split(".")
-    node = c
-    for name in parents:
-      node = node[name]
-    node[key] = value
+    base.set_field(c, path, value, add=True)
   c.sweep.axes = tuple(axes)
   c.sweep.mode = mode
   c.lock()
