@@ -49,7 +49,7 @@ def get_config(arg: str | None = None):
     c.model.hidden_size = 32
     c.model.directions = 4
     c.model.activation = "tanh"
-    c.model.num_classes = placeholder(int)  # fixed by the data
+    c.model.output_size = placeholder(int)  # fixed by the data
   elif model == "transformer":
     c.model.name = "transformer_classifier"
     c.model.vocab_size = placeholder(int)  # fixed by the data

@@ -44,7 +44,7 @@ def test_grid_scan_equals_a_double_loop():
 def test_classifier_reads_the_final_state_of_every_sweep(directions):
   """Sweep d runs the double loop over the image flipped to start from its corner."""
   images = np.random.default_rng(2).standard_normal((B, R, C))
-  model = GridRNN(hidden_size=H, num_classes=7, directions=directions)
+  model = GridRNN(hidden_size=H, output_size=7, directions=directions)
   variables = model.init(jax.random.key(0), jnp.asarray(images, jnp.float32))
   p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
   assert set(p) == {"V", *[f"sweep_{d}" for d in range(directions)]}
@@ -78,7 +78,7 @@ def test_four_sweeps_overfit_digits():
   digits = datasets.load_digits()
   images = jnp.asarray(digits.images[:16] / 16.0, jnp.float32)
   labels = jnp.asarray(digits.target[:16])
-  model = GridRNN(hidden_size=8, num_classes=10, directions=4)
+  model = GridRNN(hidden_size=8, output_size=10, directions=4)
   v = model.init(jax.random.key(0), images)
   loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
       model.apply(p, images), labels).mean()

@@ -81,21 +81,21 @@ class GridRNN(nn.Module):
 
   Attributes:
     hidden_size: H per sweep.
-    num_classes: size of o; None returns the concatenated final states [B, D*H].
+    output_size: size of o; None returns the concatenated final states [B, D*H].
     directions: 1 (from the top left) or 4 (from every corner).
     activation: f, a `cells.common` activation name.
     dtype: computation dtype (params are stored in float32 and cast).
   """
 
   hidden_size: int
-  num_classes: int | None = None
+  output_size: int | None = None
   directions: int = 1
   activation: str = "tanh"
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, images: Array, lengths: Array | None = None) -> Array:
-    """Logits o [B, num_classes] for images [B, rows, cols(, channels)].
+    """Logits o [B, output_size] for images [B, rows, cols(, channels)].
 
     `lengths` is accepted so that sequence-classification problems can pass the rows they
     count; an image has all of its rows, so it is not used.
@@ -113,7 +113,7 @@ class GridRNN(nn.Module):
       hs = grid_scan(params, flip(images, direction), self.activation)
       finals.append(hs[:, -1, -1])
     top = jnp.concatenate(finals, -1)
-    if self.num_classes is None:
+    if self.output_size is None:
       return top
-    return nn.Dense(self.num_classes, dtype=self.dtype, name="V")(top)
+    return nn.Dense(self.output_size, dtype=self.dtype, name="V")(top)
 
