@@ -158,14 +158,6 @@ def _table_step(table):
   return step
 
 
-def _decoder_step(step):
-  """The decode.StepFn convention, (state, tokens) -> (logits, state), of step(carry, token)."""
-  def step_fn(state, tokens):
-    state, logits = step(state, tokens)
-    return logits, state
-  return step_fn
-
-
 def _table_state(rows):
   return (jnp.asarray(rows, jnp.int32), jnp.full(len(rows), -1, jnp.int32))
 
@@ -225,7 +217,7 @@ ROWS_EOS_BIAS = [3.0, -2.0, 0.5]  # row 0 ends early, row 1 late: beams of diffe
 def test_batched_wide_beams_are_each_rows_exact_top_sequences(eos):
   """B = 3 rows, K = V^(L-1): every row's beams are its exact most probable sequences."""
   table = _table(3, seed=10, eos_bias=ROWS_EOS_BIAS if eos else [0.0] * 3)
-  step_fn = _decoder_step(_table_step(table))
+  step_fn = _table_step(table)
   width = V ** (TABLE_LEN - 1)
   search = jax.jit(decode.beam_search, static_argnums=(0, 2, 3, 4, 5))
   beams = search(step_fn, _table_state([0, 1, 2]), 0, TABLE_LEN, width, eos)
@@ -241,7 +233,7 @@ def test_batched_narrow_beams_equal_each_row_alone_and_numpy(length_penalty):
   """B = 4, K = 2 < V^(L-1): pruning happens; each row equals itself alone and numpy's search."""
   rows = [0, 1, 2, 3]
   table = _table(4, seed=11, eos_bias=[*ROWS_EOS_BIAS, 1.0])
-  step_fn = _decoder_step(_table_step(table))
+  step_fn = _table_step(table)
   search = jax.jit(decode.beam_search, static_argnums=(0, 2, 3, 4, 5, 6))  # 2 compiles, not 5
   beams = search(step_fn, _table_state(rows), 0, TABLE_LEN, 2, 1, length_penalty)
   for b in rows:
@@ -256,7 +248,7 @@ def test_batched_narrow_beams_equal_each_row_alone_and_numpy(length_penalty):
 def test_sample_log_probs_are_the_models_sequence_log_probs(temperature):
   """log_probs of sampled sequences = sum_t log p(y_t | y_<t) at temperature 1, up to eos."""
   table = _table(4, seed=12, eos_bias=[0.0] * 4)
-  step_fn = _decoder_step(_table_step(table))
+  step_fn = _table_step(table)
   rows = [0, 1, 2, 3] * 4
   out = decode.sample(step_fn, _table_state(rows), 0, TABLE_LEN, jax.random.key(5),
                       temperature=temperature, eos_id=1)

@@ -143,7 +143,7 @@ def test_bidirectional_encoder_halves_equal_separate_runs():
   run over each source reversed within its own length; C = [h->_T; h<-_1]; s_0 = h<-_1."""
   model, variables, (src, src_lengths, _, _) = _setup("bidirectional")
   p = variables["params"]
-  state = _jit_apply(model, "encode")(variables, src, src_lengths)
+  state = _jit_apply(model, "start")(variables, src, src_lengths)
   a, C = np.asarray(state.memory.annotations), np.asarray(state.memory.context)
   H = model.hidden_size
   assert a.shape == (*src.shape, 2 * H) and C.shape == (src.shape[0], 2 * H)

@@ -109,6 +109,6 @@ def test_transformer_block_equals_numpy():
   memory_mask = (np.arange(T_mem)[None] < np.array([3, 2])[:, None])[:, None, None, :]
   block = Block(num_heads=2, d_ff=16)
   variables = _randomized(block.init(jax.random.key(0), x, mask, memory, memory_mask), seed=2)
-  out, _ = block.apply(variables, x, mask, memory, memory_mask)
+  out, _, _ = block.apply(variables, x, mask, memory, memory_mask)  # (x, cache, cross weights)
   expected = _numpy_block(variables["params"], x.astype(np.float64), mask, memory, memory_mask)
   np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
