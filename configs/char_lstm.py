@@ -64,4 +64,5 @@ def get_config(arg: str | None = None):
     c.optimizer.decay_steps = c.train.num_steps = large["num_steps"]
     c.optimizer.end_learning_rate = large["learning_rate"] / 10
     c.train.eval_every = c.train.checkpoint_every = 1000
+  c.decode.top_p = 0.95
   return c

@@ -48,6 +48,7 @@ _POOLING = {"pooling": "last"}  # many-to-one from per-step outputs [B, T, C]: l
 PROBLEM_FIELDS: dict[str, dict] = {
     "tagging": {},  # per-step classification (copy)
     "language_model": {},  # next token on a stream, truncated BPTT (train.seq_len, tbptt_k2)
+    "word_language_model": {},  # the same over words, with the model's large-vocabulary head
     "classification": _POOLING,  # one class per sequence
     "regression": _POOLING,  # one number per sequence (adding)
     "series": {  # one-step-ahead prediction of a time series
@@ -159,6 +160,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.decode.beam_width = 4
   c.decode.length_penalty = 0.6
   c.decode.temperature = 1.0
+  c.decode.top_k = 0  # sampling: only the k most probable tokens (0: all)
+  c.decode.top_p = 1.0  # sampling: only the nucleus, the fewest tokens of mass >= top_p
+  c.decode.completion = "greedy"  # --mode=complete: greedy | beam | sample
   c.decode.prefixes = ("Romeo:", "To be, or ")  # completed after training (text tasks)
   c.decode.prime = "\n\n"  # text read before each prefix to warm up the state
 

@@ -1,4 +1,8 @@
-"""Decoding from any autoregressive model: greedy, temperature sampling, beam search.
+"""Decoding from any autoregressive model: greedy, sampling, beam search.
+
+Sampling draws y_t ~ softmax(logits / temperature) restricted (`truncate`) to the top_k
+most probable tokens and/or the nucleus: the fewest most probable tokens whose mass
+reaches top_p (Holtzman et al. 2020), renormalised.
 
 Every decoder model exposes the same pair, in the cells' order (docs/ARCHITECTURE.md):
 
@@ -79,11 +83,39 @@ def greedy(step_fn: StepFn, state: Any, bos_id: int, max_len: int,
   return _decode(step_fn, state, bos_id, max_len, eos_id, choose, jax.random.key(0))
 
 
+def truncate(log_probs: Array, top_k: int = 0, top_p: float = 1.0) -> Array:
+  """log_probs [..., V] with -inf outside the top_k (0: all) and outside the nucleus.
+
+  The nucleus is the fewest most probable tokens whose probabilities sum to >= top_p
+  (1.0: all); a token tied with the last one kept is kept too. The result is not
+  renormalised (`jax.random.categorical` does not need it).
+  """
+  if top_k > 0:
+    kth = jax.lax.top_k(log_probs, top_k)[0][..., -1:]
+    log_probs = jnp.where(log_probs < kth, -jnp.inf, log_probs)
+  if top_p < 1.0:
+    ranked = -jnp.sort(-log_probs, axis=-1)  # most probable first
+    p = jnp.exp(ranked - jax.nn.logsumexp(ranked, axis=-1, keepdims=True))
+    mass_before = jnp.cumsum(p, axis=-1) - p
+    smallest_kept = jnp.min(jnp.where(mass_before < top_p, ranked, jnp.inf), -1, keepdims=True)
+    log_probs = jnp.where(log_probs < smallest_kept, -jnp.inf, log_probs)
+  return log_probs
+
+
 def sample(step_fn: StepFn, state: Any, bos_id: int, max_len: int, rng: Array,
-           temperature: float = 1.0, eos_id: int | None = None) -> Decoded:
-  """y_t ~ softmax(logits / temperature); log_probs are those of the model (temperature 1)."""
+           temperature: float = 1.0, eos_id: int | None = None, top_k: int = 0,
+           top_p: float = 1.0) -> Decoded:
+  """y_t ~ softmax(logits / temperature) within the top_k and the top_p nucleus.
+
+  log_probs are those of the model (temperature 1, no truncation).
+  """
+  if temperature <= 0 or not 0 < top_p <= 1 or top_k < 0:
+    raise ValueError(f"sampling needs temperature > 0, 0 < top_p <= 1 and top_k >= 0; got "
+                     f"temperature={temperature}, top_p={top_p}, top_k={top_k}")
+
   def choose(log_probs, key):
-    return jax.random.categorical(key, log_probs / temperature).astype(jnp.int32)
+    tempered = truncate(jax.nn.log_softmax(log_probs / temperature), top_k, top_p)
+    return jax.random.categorical(key, tempered).astype(jnp.int32)
   return _decode(step_fn, state, bos_id, max_len, eos_id, choose, rng)
 
 

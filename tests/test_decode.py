@@ -258,3 +258,57 @@ def test_sample_log_probs_are_the_models_sequence_log_probs(temperature):
     np.testing.assert_allclose(out.log_probs[b], expected, rtol=1e-5, atol=1e-5)
     assert int(out.lengths[b]) == _np_length(seq, 1)
   assert len({tuple(map(int, r)) for r in out.tokens}) > 4  # really sampled, not one path
+
+
+def np_truncate(p, top_k, top_p):
+  """Numpy reference: the top_k, then the fewest most probable whose mass reaches top_p."""
+  order = np.argsort(-p, kind="stable")
+  keep = np.zeros(len(p), bool)
+  keep[order[: top_k or len(p)]] = True
+  q = np.where(keep, p, 0.0) / np.where(keep, p, 0.0).sum()
+  mass = 0.0
+  nucleus = np.zeros(len(p), bool)
+  for i in np.argsort(-q, kind="stable"):
+    if mass >= top_p or q[i] == 0:
+      break
+    nucleus[i], mass = True, mass + q[i]
+  return keep & nucleus
+
+
+@pytest.mark.parametrize("top_k,top_p,kept", [
+    (0, 1.0, [0, 1, 2, 3, 4]), (2, 1.0, [0, 1]), (0, 0.49, [0]), (0, 0.51, [0, 1]),
+    (0, 0.79, [0, 1]), (0, 0.81, [0, 1, 2]), (3, 0.95, [0, 1, 2]), (1, 0.99, [0]),
+])
+def test_truncate_keeps_the_top_k_and_the_nucleus(top_k, top_p, kept):
+  p = np.array([0.5, 0.3, 0.15, 0.04, 0.01])
+  perm = np.array([3, 0, 4, 2, 1])  # the vocabulary in another order
+  out = np.asarray(decode.truncate(jnp.log(jnp.asarray(p[perm])), top_k, top_p))
+  expected = np.isin(perm, kept)
+  np.testing.assert_array_equal(np.isfinite(out), expected)
+  np.testing.assert_array_equal(np.isfinite(out), np_truncate(p[perm], top_k, top_p))
+  np.testing.assert_allclose(out[expected], np.log(p[perm])[expected], rtol=1e-6)
+
+
+def test_top_k_and_nucleus_sampling_follow_the_renormalised_distribution():
+  """Frequencies of 8000 draws = the tempered model renormalised over the kept tokens."""
+  step_fn, initial = _model(seed=4, vocab=6)
+  h = initial(1)
+  logits = np.asarray(step_fn(h, jnp.array([0]))[1][0], np.float64)
+  many = jnp.repeat(h, 8000, axis=0)
+  for temperature, top_k, top_p in [(1.0, 3, 1.0), (0.7, 0, 0.6), (1.5, 4, 0.9)]:
+    draws = jax.jit(functools.partial(
+        decode.sample, step_fn, bos_id=0, max_len=1, temperature=temperature, top_k=top_k,
+        top_p=top_p))(many, rng=jax.random.key(2))
+    freq = np.bincount(np.asarray(draws.tokens[:, 0]), minlength=6) / 8000
+    p = np.exp(logits / temperature - np.logaddexp.reduce(logits / temperature))
+    keep = np_truncate(p, top_k, top_p)
+    expected = np.where(keep, p, 0.0) / p[keep].sum()
+    np.testing.assert_array_equal(freq > 0, keep)
+    np.testing.assert_allclose(freq, expected, atol=0.02)
+
+
+def test_bad_sampling_options_raise():
+  step_fn, initial = _model()
+  for bad in [{"temperature": 0.0}, {"top_p": 0.0}, {"top_p": 1.5}, {"top_k": -1}]:
+    with pytest.raises(ValueError, match="sampling needs temperature > 0"):
+      decode.sample(step_fn, initial(1), 0, 2, jax.random.key(0), **bad)

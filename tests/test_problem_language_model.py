@@ -88,11 +88,13 @@ def test_char_lm_trains_completes_and_samples(tmp_path, data_dir):
                                       text=True, timeout=300)
   out = run()
   assert out.returncode == 0, out.stderr[-2000:]
-  assert "bits_per_char" in out.stdout and "completions:" in out.stdout
+  assert "bits_per_char" in out.stdout and "completions (beam: width 4" in out.stdout
   # It learns: from ~log2(vocabulary) ~ 6 bits (the first steps) to ~4.4 after 60 steps.
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   bits = [r["bits_per_char"] for r in records if r["split"] == "validation"]
   assert bits[1] < bits[0] and bits[1] < 5.0, bits
+  for method in ("greedy", "beam", "sample"):  # side by side for each prefix
+    assert out.stdout.count(f"    {method:<6} -> ") == 2
   done = run("--mode=complete", "--prefix=Romeo:", "--prefix=the ")
   assert done.returncode == 0, done.stderr[-2000:]
   lines = [line for line in done.stdout.splitlines() if "->" in line]

@@ -20,6 +20,7 @@ TASKS: dict[str, tuple[type[builder_lib.Builder], dict[str, Any]]] = {
     "copy": (copy_task.Copy, {}),
     "adding": (adding.Adding, {}),
     "char_corpus": (char_corpus.CharCorpus, {}),
+    "word_corpus": (char_corpus.CharCorpus, {"level": "word"}),
     "translation_pairs": (translation_pairs.TranslationPairs, {}),
     "sequential_digits": (digits.SequentialDigits, {}),
     "digits_caption": (digits.DigitsCaption, {}),

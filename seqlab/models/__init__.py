@@ -17,12 +17,14 @@ from seqlab.models.nplm import NPLM
 from seqlab.models.recurrent import Recurrent
 from seqlab.models.recursive import TreeRNN
 from seqlab.models.rnn import RNN
+from seqlab.models.rnn_lm import RNNLM
 from seqlab.models.seq2seq import Seq2Seq
 from seqlab.models.tdnn import TDNN
 from seqlab.models.transformer import Transformer, TransformerClassifier, TransformerLM
 
 MODELS: dict[str, type[nn.Module]] = {
     "rnn": RNN,
+    "rnn_lm": RNNLM,
     "jordan": JordanRNN,
     "bidirectional": Bidirectional,
     "deep": DeepRNN,

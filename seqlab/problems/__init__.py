@@ -16,6 +16,7 @@ PROBLEMS = {
     "captioning": "seqlab.problems.captioning:Captioning",
     "translation": "seqlab.problems.translation:Translation",
     "tree": "seqlab.problems.tree:TreeClassification",
+    "word_language_model": "seqlab.problems.word_language_model:WordLanguageModel",
 }
 
 

