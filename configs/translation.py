@@ -10,6 +10,12 @@ Variants:  model in {attention, noattention, transformer}; attention in {additiv
            e.g. configs/translation.py:model=transformer, configs/translation.py:attention=dot;
            data in {items, long}: long = sentences of 1..8 items joined by "; " (1-79 words,
            4-358 characters), word level: configs/translation.py:model=noattention,data=long
+           cell (recurrent models): a seqlab.config.CELL_PRESETS name; a bidirectional
+           encoder: --config.model.bidirectional=True
+Your data: --config.task.options.path=pairs.tsv (source<TAB>target[<TAB>note] per line, UTF-8,
+           e.g. a ManyThings/Tatoeba file) --config.task.options.level=word (or char)
+           --config.task.options.max_length=200 (characters; longer pairs raise, or are
+           skipped and counted with --config.task.options.on_error=skip)
 Scheduled sampling (recurrent decoder): --config.problem.teacher_forcing=inverse_sigmoid
            --config.problem.teacher_forcing_k=300 (or linear with k = slope, exponential k < 1)
 Runtime:   1000 steps, batch 64, characters, measured on 2 CPU cores shared with other jobs
@@ -30,9 +36,10 @@ LONG_MAX_TOKENS = 96  # data=long: decoding limit in words (the longest French t
 
 
 def get_config(arg: str | None = None):
-  """The translation experiment; `arg` = 'model=attention|noattention|transformer,attention=...'."""
+  """The translation experiment; `arg` = 'model=attention|noattention|transformer,attention=...,
+  data=items|long,cell=...'."""
   variant = base.parse_variant(arg, {"model": "attention", "attention": "additive",
-                                     "data": "items"})
+                                     "data": "items", "cell": "lstm"})
   if variant["model"] not in ("attention", "noattention", "transformer"):
     raise ValueError(f"unknown model variant {variant['model']!r}; known: attention, "
                      "noattention, transformer")
@@ -43,7 +50,9 @@ def get_config(arg: str | None = None):
   c.task.name = "translation_pairs"
   c.task.options.path = placeholder(str)  # a TSV of pairs; None: generated number pairs
   c.task.options.target_lang = "fr"
-  c.task.options.level = "char"
+  c.task.options.level = "char"  # or "word"
+  c.task.options.max_length = 200  # characters, source and target alike
+  c.task.options.on_error = "raise"  # or "skip": bad rows and too-long pairs are counted
   c.task.options.max_number = 9_999  # cardinals 0..max_number (smaller: quicker tests)
   c.task.options.max_ordinal = 999  # ordinals 1..max_ordinal
   c.task.options.num_dates = 5_000  # dates in 1800..2099
@@ -67,7 +76,8 @@ def get_config(arg: str | None = None):
     c.optimizer.decay_steps = 800  # warmup + decay = num_steps
   else:
     c.model.name = "seq2seq"
-    c.model.cell = "lstm"
+    c.model.cell, c.model.cell_options = base.cell_preset(variant["cell"])
+    c.model.bidirectional = False
     c.model.hidden_size = 128
     c.model.embed_size = 32
     c.model.attention = (variant["attention"] if variant["model"] == "attention"

@@ -32,6 +32,8 @@ def get_config(arg: str | None = None):
   c.model.name = "tree"
   c.model.hidden_size = 64
   c.model.embed_size = 16
+  c.model.activation = "tanh"
+  c.model.composition = "matrix"  # or "tensor": the RNTN's c T c + c W (Socher et al. 2013)
   c.model.vocab_size = placeholder(int)  # fixed by the data
   c.model.output_size = placeholder(int)  # fixed by the data
 

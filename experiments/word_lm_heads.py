@@ -4,7 +4,8 @@ For each vocabulary size (the most frequent train words kept, the rest <unk>) an
 of configs/word_lm.py, trains the model (or loads the finished run from the workdir),
 scores the validation split with the exact, normalised distribution (perplexity over
 every word, <unk> included), and times the jitted training step apart from its compile
-(median of `--repeats` timings of `--steps_per_repeat` steps each). Writes
+(median of `--repeats` timings of `--steps_per_repeat` steps each, the three heads of a
+vocabulary taking turns in shuffled order). Writes
 `word_lm_heads.md` (table) and `word_lm_heads.png`.
 
     python experiments/word_lm_heads.py --workdir=runs/word_lm_heads
@@ -16,6 +17,7 @@ hierarchical head needs the C class logits and the logits of one class (~2 sqrt(
 
 import json
 import logging
+import random
 import statistics
 import sys
 import time
@@ -63,8 +65,8 @@ def make_config(head: str, vocab: int, data_dir: str, quick: bool, num_steps: in
   return config
 
 
-def tokens_per_second(problem, config, repeats: int, steps: int) -> tuple[float, float]:
-  """(median training tokens/s with compile excluded, compile + first step seconds)."""
+def compiled_step(problem, config):
+  """(jitted train step, a state, fixed batches) of a problem, its compile done and timed."""
   optimizer = optim.make_optimizer(config.optimizer)
   batches = problem.train_batches(config.seed, 0)
   state = loop.initial_state(problem, optimizer, config.seed, next(batches))
@@ -72,17 +74,25 @@ def tokens_per_second(problem, config, repeats: int, steps: int) -> tuple[float,
   start = time.perf_counter()
   state, _ = step(state, next(batches))
   jax.block_until_ready(state)
-  compile_s = time.perf_counter() - start
-  fixed = [next(batches) for _ in range(steps)]
-  times = []
+  return step, state, time.perf_counter() - start, [next(batches) for _ in range(3)]
+
+
+def tokens_per_second(runs: dict, repeats: int, steps: int) -> dict[str, float]:
+  """Median training tokens/s of each run, compile excluded; the runs take turns (in a
+  shuffled order each round), so a busy machine slows them alike."""
+  times = {name: [] for name in runs}
+  rng = random.Random(0)
   for _ in range(repeats):
-    start = time.perf_counter()
-    for batch in fixed:
-      state, _ = step(state, batch)
-    jax.block_until_ready(state)
-    times.append(time.perf_counter() - start)
-  tokens = steps * config.train.batch_size * config.train.seq_len
-  return tokens / statistics.median(times), compile_s
+    for name in rng.sample(list(runs), len(runs)):
+      step, state, config, batches = runs[name]
+      start = time.perf_counter()
+      for i in range(steps):
+        state, _ = step(state, batches[i % len(batches)])
+      jax.block_until_ready(state)
+      times[name].append(time.perf_counter() - start)
+      runs[name] = (step, state, config, batches)
+  return {name: steps * runs[name][2].train.batch_size * runs[name][2].train.seq_len
+          / statistics.median(t) for name, t in times.items()}
 
 
 def table(rows: list[dict]) -> str:
@@ -127,20 +137,22 @@ def main(argv):
   repeats, steps = (2, 2) if quick else (_REPEATS.value, _STEPS_PER_REPEAT.value)
   rows = []
   for vocab in map(int, _VOCABS.value):
+    timed = {}
     for head in HEADS:
       config = make_config(head, vocab, _DATA_DIR.value, quick, num_steps)
       problem = problems.build_problem(config)
-      run_dir = f"{workdir}/v{vocab}_{head}"
-      state = loop.train(problem, config, run_dir)  # resumes or loads a finished run
-      eval_fn = jax.jit(problem.eval_sums)
-      metrics = loop.evaluate(problem, eval_fn, state["params"], "validation",
+      state = loop.train(problem, config, f"{workdir}/v{vocab}_{head}")  # or load a finished run
+      metrics = loop.evaluate(problem, jax.jit(problem.eval_sums), state["params"], "validation",
                               config.train.eval_batches)
-      speed, compile_s = tokens_per_second(problem, config, repeats, steps)
-      row = {"max_vocab": vocab, "vocab_size": len(problem.vocab), "head": head,
-             "perplexity": metrics["perplexity"], "tokens_per_s": speed, "compile_s": compile_s,
-             "num_steps": num_steps}
+      step, state, compile_s, batches = compiled_step(problem, config)
+      timed[head] = (step, state, config, batches)
+      rows.append({"max_vocab": vocab, "vocab_size": len(problem.vocab), "head": head,
+                   "perplexity": metrics["perplexity"], "compile_s": compile_s,
+                   "num_steps": num_steps})
+    speeds = tokens_per_second(timed, repeats, steps)
+    for row in rows[-len(HEADS):]:
+      row["tokens_per_s"] = speeds[row["head"]]
       print(json.dumps(row), flush=True)
-      rows.append(row)
   Path(workdir).mkdir(parents=True, exist_ok=True)
   Path(workdir, "word_lm_heads.json").write_text(json.dumps(rows, indent=1))
   Path(workdir, "word_lm_heads.md").write_text(table(rows))

@@ -11,24 +11,55 @@ from typing import Any
 import ml_collections
 from ml_collections import config_dict
 
-# Cell presets: name -> (cell family, options). IRNN: relu with W = I (Le et al. 2015).
+from seqlab import cells
+
+# Cell presets, every family and variant of seqlab.cells: name -> (family, options).
+# IRNN: relu with W = I (Le et al. 2015).
 CELL_PRESETS = {
     "elman": ("elman", {"activation": "tanh"}),
     "irnn": ("elman", {"activation": "relu", "recurrent_init": "identity"}),
+    "jordan": ("jordan", {"output_size": 16}),
     "lstm": ("lstm", {}),
+    "peephole_lstm": ("lstm", {"peephole": True}),
+    "coupled_lstm": ("lstm", {"coupled": True}),
+    "ln_lstm": ("lstm", {"layer_norm": True}),
     "gru": ("gru", {}),
+    "torch_gru": ("gru", {"variant": "torch"}),
+    "ln_gru": ("gru", {"layer_norm": True}),
+    "leaky": ("leaky", {"rate": 0.5}),
+    "multiscale_leaky": ("leaky", {"rate": (1.0, 0.5, 0.25, 0.125)}),  # one rate per unit group
+    "delayed": ("delayed", {"delay": 4}),
+    "clockwork": ("clockwork", {"periods": (1, 2, 4, 8)}),
+    "esn": ("esn", {"rho": 0.9}),
 }
+
+
+def cell_options(family: str, options: dict | None = None) -> ml_collections.ConfigDict:
+  """Every option of cell `family` with its default (`options` override), so each one is
+  a declared field a command-line flag can set (--config.model.cell_options.periods=...)."""
+  fields = cells.options_of(family)
+  unknown = sorted(set(options or {}) - set(fields))
+  if unknown:
+    raise ValueError(f"unknown option(s) {unknown} for cell {family!r}; "
+                     f"its options are: {sorted(fields)}")
+  return ml_collections.ConfigDict({**fields, **(options or {})})
+
+
+def cell_preset(name: str) -> tuple[str, ml_collections.ConfigDict]:
+  """(family, all of its options) of CELL_PRESETS[name]; raises listing the presets."""
+  if name not in CELL_PRESETS:
+    raise ValueError(f"unknown cell {name!r}; known cells: {sorted(CELL_PRESETS)}")
+  family, options = CELL_PRESETS[name]
+  return family, cell_options(family, options)
 
 
 def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
               pattern: str = "many_to_many") -> ml_collections.ConfigDict:
   """config.model for the `rnn` model with the CELL_PRESETS cell `cell`; the vocabulary and
   output sizes are placeholders the data fills (an embedding only with embed_size)."""
-  if cell not in CELL_PRESETS:
-    raise ValueError(f"unknown cell variant cell={cell!r}; known: {sorted(CELL_PRESETS)}")
-  family, options = CELL_PRESETS[cell]
   m = ml_collections.ConfigDict()
-  m.name, m.pattern, m.cell, m.cell_options = "rnn", pattern, family, options
+  m.name, m.pattern = "rnn", pattern
+  m.cell, m.cell_options = cell_preset(cell)
   m.hidden_size = hidden_size
   m.backend = "scan"  # "cudnn": the LSTM layer through cuDNN, single runs on a CUDA GPU
   if embed_size is not None:
@@ -99,6 +130,41 @@ def set_field(config: ml_collections.ConfigDict, path: str, value: Any,
     raise ValueError(f"{path!r}: the config declares no such field; declare it (with its "
                      "default) first")
   node[key] = value
+
+
+SEQUENCE_MODELS = ("rnn", "jordan", "bidirectional", "deep", "tdnn")
+
+
+def sequence_model(name: str, cell: str, hidden_size: int, embed_size: int | None = None,
+                   pattern: str = "many_to_many") -> ml_collections.ConfigDict:
+  """config.model for a model over [B, T] sequences with one output per step (one per
+  sequence for rnn's many_to_one): rnn, jordan (output recurrence, free running),
+  bidirectional, deep (two stacked layers) or tdnn (causal convolutions); `cell` is a
+  CELL_PRESETS name (jordan and tdnn have none). Sizes the data fixes are placeholders;
+  models without an embedding read one-hot tokens."""
+  if name not in SEQUENCE_MODELS:
+    raise ValueError(f"unknown sequence model {name!r}; known: {list(SEQUENCE_MODELS)}")
+  if name == "rnn":
+    return rnn_model(cell, hidden_size, embed_size, pattern)
+  m = ml_collections.ConfigDict()
+  m.name = name
+  if name in ("bidirectional", "deep"):
+    m.cell, m.cell_options = cell_preset(cell)
+  if name == "jordan":
+    m.hidden_size, m.activation, m.output_activation = hidden_size, "tanh", "identity"
+  elif name == "bidirectional":
+    m.hidden_size, m.merge = hidden_size, "concat"
+  elif name == "deep":
+    m.hidden_sizes = (hidden_size, hidden_size)
+    m.input_mlp, m.transition_mlp, m.output_mlp = (), (), ()
+    m.transition_shortcut, m.skip, m.residual = False, False, False
+  else:  # tdnn
+    m.features, m.window, m.activation = (hidden_size, hidden_size), 4, "tanh"
+  if name in ("deep", "tdnn") and embed_size is not None:
+    m.vocab_size = config_dict.placeholder(int)  # fixed by the data
+    m.embed_size = embed_size
+  m.output_size = config_dict.placeholder(int)  # fixed by the data
+  return m
 
 
 def parse_variant(arg: str | None, defaults: dict) -> dict:

@@ -31,6 +31,14 @@ _SENTENCE = flags.DEFINE_multi_string("sentence", [], "Sentences to translate (-
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def train(config, workdir: str, problem=None) -> None:
+  """--mode=train: build the problem (unless given), train (or resume) in `workdir`, then its
+  report."""
+  problem = problem if problem is not None else problems.build_problem(config)
+  state = loop.train(problem, config, workdir)
+  modes.after_training(problem, config, workdir, state["params"])
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -42,8 +50,7 @@ def main(argv):
     config, workdir = _CONFIG.value, _WORKDIR.value  # the config file loads here
     problem = problems.build_problem(config)
     if _MODE.value == "train":
-      state = loop.train(problem, config, workdir)
-      modes.after_training(problem, config, workdir, state["params"])
+      train(config, workdir, problem)
     else:
       modes.run(_MODE.value, problem, config, workdir, prefixes=_PREFIX.value,
                 sentences=_SENTENCE.value)

@@ -64,6 +64,18 @@ def _keyword_options(fn: Callable) -> dict[str, inspect.Parameter]:
   return {p.name: p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
+def options_of(name: str) -> dict[str, Any]:
+  """Every option of cell family `name` (init, step and carry options) with its default;
+  a required option without default gets None. The dtype is the model's, not an option."""
+  family = get_family(name)
+  out = {}
+  for fn in (family.init, family.step, family.initial_carry):
+    for key, p in _keyword_options(fn).items():
+      if key != "dtype":
+        out[key] = None if p.default is inspect.Parameter.empty else p.default
+  return out
+
+
 def make(name: str, **options: Any) -> Cell:
   """The cell `name` with `options` bound to the init and step functions that take them."""
   family = get_family(name)
@@ -92,6 +104,6 @@ def make(name: str, **options: Any) -> Cell:
 
 
 __all__ = [
-    "CELLS", "Cell", "get_family", "make",
+    "CELLS", "Cell", "get_family", "make", "options_of",
     "clockwork", "delayed", "elman", "esn", "gru", "jordan", "leaky", "lstm",
 ]

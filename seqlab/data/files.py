@@ -1,4 +1,4 @@
-"""Local text and TSV files, read with errors that name the file, the line and the fix.
+"""Local text, TSV and CSV files, read with errors that name the file, the line and the fix.
 
 Every bad input either raises `DataError` or, with `on_error="skip"`, is counted in a
 `Skipped` tally that the builder logs and stores with the data: nothing is dropped
@@ -6,8 +6,12 @@ silently.
 """
 
 import collections
+import csv
 import logging
+import math
 import pathlib
+
+import numpy as np
 
 ON_ERROR = ("raise", "skip")
 
@@ -132,3 +136,33 @@ def read_tsv(
       continue
     rows.append((where, fields))
   return rows
+
+
+def read_csv_column(path: str | pathlib.Path, column: str, on_error: str,
+                    skipped: Skipped) -> np.ndarray:
+  """The numbers of one column (its header name, or a 0-based index for a file without a
+  header) of a comma-separated file, in file order; bad cells raise or are skipped."""
+  path = pathlib.Path(path).expanduser()
+  rows = list(csv.reader(read_lines(path, on_error, skipped)))
+  if column.isdigit():
+    index, first = int(column), 1
+  else:
+    header = [name.strip() for name in rows[0]]
+    if column not in header:
+      raise DataError(f"{path}:1: no column {column!r} in the header {header}; fix: set the "
+                      "task's `column` to one of them (or a 0-based index without a header)")
+    index, first = header.index(column), 2
+  values = []
+  for lineno, row in enumerate(rows[first - 1:], start=first):
+    try:
+      values.append(float(row[index]))
+      if not math.isfinite(values[-1]):
+        values.pop()
+        raise ValueError
+    except (IndexError, ValueError):
+      cell = row[index] if index < len(row) else "(missing)"
+      if on_error == "raise":
+        raise DataError(f"{path}:{lineno}: column {column!r} holds {cell!r}, not a finite "
+                        "number; fix: repair or remove that row, or set on_error='skip'") from None
+      skipped.add("rows without a number", f"{path}:{lineno}")
+  return np.asarray(values, np.float64)

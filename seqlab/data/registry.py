@@ -30,6 +30,7 @@ TASKS: dict[str, tuple[type[builder_lib.Builder], dict[str, Any]]] = {
     "mackey_glass": (time_series.TimeSeries, {"series": "mackey_glass"}),
     "narma10": (time_series.TimeSeries, {"series": "narma10"}),
     "sine_mixture": (time_series.TimeSeries, {"series": "sine_mixture"}),
+    "csv_series": (time_series.TimeSeries, {"series": "csv"}),
     "trees": (trees.Trees, {}),
 }
 

@@ -11,7 +11,7 @@ must agree with the data.
 
 from typing import Any
 
-from seqlab import data, models
+from seqlab import cells, data, models
 
 
 class ProblemBase:
@@ -32,6 +32,7 @@ class ProblemBase:
     model_cfg = self.config.model.to_dict()
     name = model_cfg.pop("name")
     fields = models.model_fields(name)
+    check_cell_options(model_cfg)
     for key, value in data_fields.items():
       if key not in fields:
         continue
@@ -67,3 +68,17 @@ class ProblemBase:
     """One pass over `split`, in stored order, the last partial batch included."""
     return self.task.batches(split, self.config.train.batch_size, shuffle=False, num_epochs=1,
                              drop_remainder=False, **self.batch_options())
+
+
+def check_cell_options(model_cfg: dict) -> None:
+  """config.model.cell_options must be options of config.model.cell (named if not)."""
+  if "cell" not in model_cfg or not model_cfg.get("cell_options"):
+    return
+  known = cells.options_of(model_cfg["cell"])
+  foreign = sorted(set(model_cfg["cell_options"]) - set(known))
+  if foreign:
+    raise ValueError(
+        f"config.model.cell_options has {foreign}, which cell {model_cfg['cell']!r} does not "
+        f"take (its options: {sorted(known)}); choose the cell with the config's variant, "
+        "e.g. --config=configs/copy.py:cell=clockwork, which declares all of its options")
+

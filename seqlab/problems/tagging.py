@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from seqlab import losses
+from seqlab import losses, models
 from seqlab.problems import base
 
 Array = jax.Array
@@ -28,9 +28,20 @@ class Tagging(base.ProblemBase):
     super().__init__(config)
     meta = self.task.metadata
     self.model = self.build_model(vocab_size=meta["num_inputs"], output_size=meta["num_outputs"])
+    # Models without an embedding (jordan, bidirectional) read one-hot tokens.
+    self.one_hot = "vocab_size" not in models.model_fields(config.model.name)
+
+  def model_inputs(self, batch) -> tuple:
+    inputs = batch["inputs"]
+    if self.one_hot:
+      inputs = jax.nn.one_hot(inputs, self.task.metadata["num_inputs"])
+    return (inputs,)
+
+  def init(self, rng, batch):
+    return self.model.init(rng, *self.model_inputs(batch), lengths=batch["lengths"])
 
   def logits(self, params: Any, batch: Mapping[str, Array], rng: Array | None = None) -> Array:
-    return self.model.apply(params, batch["inputs"], batch["lengths"])
+    return self.model.apply(params, *self.model_inputs(batch), lengths=batch["lengths"])
 
   def loss(self, params, batch, rng, extra, step):
     logits = self.logits(params, batch, rng).astype(jnp.float32)

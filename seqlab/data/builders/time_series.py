@@ -17,10 +17,10 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from seqlab.data import builder
+from seqlab.data import builder, files
 from seqlab.data.builders import series as series_lib
 
-SERIES = ("mackey_glass", "narma10", "sine_mixture")
+SERIES = ("mackey_glass", "narma10", "sine_mixture", "csv")
 SPLITS = ("train", "validation", "test")
 
 
@@ -36,6 +36,9 @@ class TimeSeriesConfig(tfds.core.BuilderConfig):
   tau: float = 17.0
   num_components: int = 3
   seed: int = 0
+  path: str | None = None  # series "csv": a comma-separated file
+  column: str = "0"  # series "csv": the column's header name, or its 0-based index
+  on_error: str = "raise"  # series "csv": or "skip" rows without a number (counted)
 
 
 def windows(inputs: np.ndarray, targets: np.ndarray, window: int, stride: int):
@@ -74,8 +77,20 @@ class TimeSeries(builder.Builder):
     return "mean squared error of predicting the input (persistence)"
 
   def _series(self) -> tuple[np.ndarray, np.ndarray]:
-    """The whole (inputs, targets) series for Mackey-Glass or NARMA10."""
+    """The whole (inputs, targets) series: Mackey-Glass, NARMA10 or a CSV column x, with
+    targets x_{t+horizon} (the first num_samples steps of a CSV column at most)."""
     c = self.builder_config
+    if c.series == "csv":
+      if c.path is None:
+        raise ValueError("series 'csv' needs the task's `path` (and `column`)")
+      skipped = files.Skipped()
+      x = files.read_csv_column(c.path, c.column, c.on_error, skipped)[: c.num_samples + c.horizon]
+      skipped.log("rows of the CSV", len(x))
+      if len(x) < 10 * c.horizon + c.window:
+        raise files.DataError(f"{c.path}: column {c.column!r} has {len(x)} numbers, too few for "
+                              f"windows of {c.window}; fix: a smaller `window` or more rows")
+      self.record(skipped=dict(skipped.counts), num_values=len(x))
+      return x[: -c.horizon], x[c.horizon:]
     if c.series == "mackey_glass":
       x = series_lib.mackey_glass(c.num_samples + c.horizon, tau=c.tau)
       return x[: c.num_samples], x[c.horizon:]
@@ -85,10 +100,12 @@ class TimeSeries(builder.Builder):
   def _split_generators(self, dl_manager):
     del dl_manager
     c = self.builder_config
-    bounds = np.round(np.array([0.0, 0.8, 0.9, 1.0]) * c.num_samples).astype(int)
-    out, baselines = {}, {}
+    num_samples = c.num_samples
     if c.series != "sine_mixture":
       inputs, targets = self._series()
+      num_samples = len(inputs)
+    bounds = np.round(np.array([0.0, 0.8, 0.9, 1.0]) * num_samples).astype(int)
+    out, baselines = {}, {}
     for i, split in enumerate(SPLITS):
       lo, hi = bounds[i], bounds[i + 1]
       if c.series == "sine_mixture":
