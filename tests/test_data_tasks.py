@@ -5,6 +5,7 @@ import math
 import pathlib
 import socket
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from seqlab.data.builders import bracket_depth, digits, series
 from seqlab.data.vocab import BOS
 
 SMALL = {"num_train": 64, "num_validation": 8, "num_test": 8}
+CSV = pathlib.Path(tempfile.mkdtemp()) / "series.csv"  # the csv_series task reads a user's file
+CSV.write_text("value\n" + "".join(f"{math.sin(t / 7):.6f}\n" for t in range(2000)))
 SERIES_SMALL = {"num_samples": 2000, "window": 50, "stride": 25}
 OPTIONS = {
     "copy": {**SMALL, "alphabet_size": 5, "num_symbols": 4, "delay": 12},
@@ -29,6 +32,8 @@ OPTIONS = {
     "digits_caption": {},
     "translation_pairs": {"max_number": 300, "max_ordinal": 50, "num_dates": 100},
     "char_corpus": {"max_chars": 60_000, "chunk_length": 128},
+    "word_corpus": {"max_chars": 60_000, "chunk_length": 128, "max_vocab": 500},
+    "csv_series": {**SERIES_SMALL, "path": str(CSV), "column": "value"},
     "trees": {**SMALL, "max_leaves": 5},
 }
 
