@@ -35,6 +35,7 @@ def get_config(arg: str | None = None):
   c.model.num_sampled = 256  # K negatives per window (sampled)
   c.model.proposal = "log_uniform"  # Q: Zipf over ids sorted by frequency (sampled)
   c.model.num_classes = 0  # hierarchical: 0 = round(sqrt(V))
+  c.model.class_binning = "size"  # hierarchical: equal-size classes by frequency (or "mass")
 
   c.optimizer.learning_rate = 3e-3
   c.optimizer.clip_norm = 1.0

@@ -19,7 +19,6 @@ import json
 import logging
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -27,11 +26,11 @@ import jax
 from absl import app, flags
 from absl import logging as absl_logging
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from seqlab import config as base
+from seqlab import problems
+from seqlab.train import loop, optim
 
-from configs import word_lm  # noqa: E402
-from seqlab import problems  # noqa: E402
-from seqlab.train import loop, optim  # noqa: E402
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/word_lm_heads", "Where runs and outputs go.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
@@ -51,17 +50,13 @@ QUICK = {"task.options.max_chars": 200_000, "model.hidden_size": 16, "model.embe
 
 def make_config(head: str, vocab: int, data_dir: str, quick: bool, num_steps: int):
   """configs/word_lm.py:head=<head>,vocab=<vocab> at the experiment's size."""
-  config = word_lm.get_config(f"head={head},vocab={vocab}")
+  config = base.load_file(CONFIGS / "word_lm.py", f"head={head},vocab={vocab}")
   config.task.data_dir = data_dir
   config.train.num_steps = config.train.eval_every = config.train.checkpoint_every = num_steps
   config.train.log_every = max(num_steps // 3, 1)
   config.decode.prefixes = ()
   for key, value in {**SMALL, **(QUICK if quick else {})}.items():
-    *sections, field = key.split(".")
-    target = config
-    for name in sections:
-      target = target[name]
-    target[field] = value
+    base.set_field(config, key, value)
   return config
 
 

@@ -1,9 +1,9 @@
 """Configs as the command line makes them, and tiny in-process runs (tests only)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
+from seqlab import config as base
 from seqlab import main as seqlab_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,10 +14,7 @@ TINY = {"train.num_steps": STEPS, "train.log_every": 1, "train.eval_every": STEP
 
 def load_config(name: str, arg: str | None = None):
   """get_config(arg) of configs/<name>.py."""
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return base.load_file(ROOT / "configs" / f"{name}.py", arg)
 
 
 def make_config(name: str, variant: str, overrides: dict, data_dir):

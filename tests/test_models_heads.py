@@ -105,6 +105,18 @@ def test_frequency_classes_bin_equal_unigram_mass():
   assert heads.frequency_classes([100, 1, 1], 4) == (0, 1, 1)  # empty bins dropped
 
 
+def test_frequency_classes_by_size_cut_equal_runs_of_falling_count():
+  counts = [5, 50, 10, 20, 5, 10, 1]  # by count: ids 1, 3, 2, 5, 0, 4, 6
+  assert heads.frequency_classes(counts, 3, "size") == (1, 0, 0, 0, 1, 1, 2)  # runs of 3
+  assert heads.frequency_classes(counts, 7, "size") == (4, 0, 2, 1, 5, 3, 6)
+  zipf = np.random.default_rng(0).zipf(1.3, 2000).astype(float)
+  by_size = np.bincount(heads.frequency_classes(zipf, 45, "size"))
+  by_mass = np.bincount(heads.frequency_classes(zipf, 45))
+  assert by_size.max() == 45 and by_mass.max() > 10 * 45  # mass binning: one huge rare class
+  with pytest.raises(ValueError, match="unknown class binning"):
+    heads.frequency_classes(counts, 3, "count")
+
+
 # ---------------------------------------------------------------------------
 # Sampled softmax: how the sampled loss estimates the full loss.
 # ---------------------------------------------------------------------------

@@ -137,13 +137,29 @@ class SampledSoftmaxHead(SoftmaxHead):
     return flat.reshape(targets.shape)
 
 
-def frequency_classes(counts: Sequence[float], num_classes: int) -> tuple[int, ...]:
-  """Frequency binning (Mikolov et al. 2011): by falling count, classes of ~equal unigram mass."""
+BINNINGS = ("mass", "size")
+
+
+def frequency_classes(counts: Sequence[float], num_classes: int,
+                      binning: str = "mass") -> tuple[int, ...]:
+  """Words by falling count, cut into `num_classes` runs: of ~equal unigram mass ("mass",
+  Mikolov et al. 2011's frequency binning) or of equal size ceil(V / C) ("size").
+
+  Mass binning puts the frequent words in small classes, but the rare words share one
+  class of a large share of V; a head that pads every class to the largest (as
+  `HierarchicalSoftmaxHead` does, to stay vectorised) then costs O(C + max size) per
+  position, which equal sizes bring down to O(2 sqrt(V)) with C = sqrt(V).
+  """
+  if binning not in BINNINGS:
+    raise ValueError(f"unknown class binning {binning!r}; known: {list(BINNINGS)}")
   counts = np.asarray(counts, np.float64)
   order = np.argsort(-counts, kind="stable")
-  before = np.concatenate([[0.0], np.cumsum(counts[order])[:-1]])  # mass before each word
-  bins = np.minimum(np.floor(num_classes * before / counts.sum()).astype(int),
-                    num_classes - 1)  # the bin where each word's mass starts
+  if binning == "size":
+    bins = np.arange(len(counts)) // -(-len(counts) // num_classes)
+  else:
+    before = np.concatenate([[0.0], np.cumsum(counts[order])[:-1]])  # mass before each word
+    bins = np.minimum(np.floor(num_classes * before / counts.sum()).astype(int),
+                      num_classes - 1)  # the bin where each word's mass starts
   class_of = np.empty(len(counts), int)
   class_of[order] = bins
   _, class_of = np.unique(class_of, return_inverse=True)  # drop empty bins: ids 0..C'-1

@@ -38,6 +38,8 @@ class RNNLM(nn.Module):
     counts: unigram counts per id (the data fixes them; the unigram proposal and the
       hierarchical head's frequency classes use them).
     num_classes: classes of the hierarchical head (0: round(sqrt(V))).
+    class_binning: how it cuts the words, by falling count, into classes: "size" (equal
+      sizes, the fastest padded head) or "mass" (equal unigram mass, Mikolov et al. 2011).
     dtype: computation dtype (params stored float32).
   """
 
@@ -51,6 +53,7 @@ class RNNLM(nn.Module):
   proposal: str = "log_uniform"
   counts: tuple[float, ...] | None = None
   num_classes: int = 0
+  class_binning: str = "size"
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -63,7 +66,7 @@ class RNNLM(nn.Module):
         raise ValueError("the hierarchical head needs unigram counts to bin words into classes")
       num_classes = self.num_classes or round(self.vocab_size ** 0.5)
       self.output = heads.HierarchicalSoftmaxHead(
-          heads.frequency_classes(self.counts, num_classes), self.hidden_size, self.dtype)
+          heads.frequency_classes(self.counts, num_classes, self.class_binning), self.hidden_size, self.dtype)
     elif self.head == "sampled":
       self.output = heads.SampledSoftmaxHead(
           self.vocab_size, self.hidden_size, self.dtype, num_sampled=self.num_sampled,
