@@ -158,7 +158,7 @@ def test_tensor_composition_equals_numpy_recursion():
   """RNTN: h_n = tanh(c T c + c W + x_n U + b) on a random tree, out of topological order."""
   rng = np.random.default_rng(7)
   tokens, children = random_tree(rng, 5)
-  model = TreeRNN(hidden_size=4, num_classes=3, vocab_size=2, composition="tensor")
+  model = TreeRNN(hidden_size=4, output_size=3, vocab_size=2, composition="tensor")
   args = (jnp.asarray(tokens)[None], jnp.asarray(children)[None],
           jnp.asarray(node_levels(children))[None])
   variables = randomize(model.init(jax.random.key(0), *args), 8)
@@ -171,7 +171,7 @@ def test_tensor_composition_equals_numpy_recursion():
   root = int(np.argmax(node_levels(children)))
   np.testing.assert_allclose(o_root[0], expected[root], **TOL)
   # T = 0 is the matrix composition.
-  matrix = TreeRNN(hidden_size=4, num_classes=3, vocab_size=2)
+  matrix = TreeRNN(hidden_size=4, output_size=3, vocab_size=2)
   zero_t = {"params": {**variables["params"], "T": jnp.zeros((8, 8, 4))}}
   no_t = {"params": {k: v for k, v in variables["params"].items() if k != "T"}}
   np.testing.assert_allclose(model.apply(zero_t, *args)[1], matrix.apply(no_t, *args)[1], **TOL)
