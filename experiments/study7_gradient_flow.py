@@ -17,6 +17,7 @@ study7_gradient_flow.png and .md (with the e-folding lags).
 
 import os
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -26,8 +27,11 @@ import optax
 from absl import app, flags
 
 from seqlab import cells
+from seqlab import config as base
 from seqlab.analysis import eigen, gradients, products, report
 from seqlab.sweep import population, studies
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 _QUICK = flags.DEFINE_bool("quick", False, "A seconds-long smoke run (T = 60, H = 16).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "out/study7", "Where the PNG and table go.")
@@ -61,7 +65,7 @@ def make_config(variant: str, delay: int, hidden: int, steps: int, quick: bool):
             "train.num_steps": steps, "train.eval_batches": 8}
   for name, value in options.items():
     fields[f"model.cell_options.{name}"] = delay + 2 * SYMBOLS if value == -1 else value
-  return studies.with_fields(studies.load_config("copy.py", f"cell={cell},delay={delay}"),
+  return studies.with_fields(base.load_file(CONFIGS / "copy.py", f"cell={cell},delay={delay}"),
                              fields, (("seed", (_SEED.value,)),))
 
 

@@ -29,13 +29,17 @@ done). Writes study8_long_lags_<task>.png and .md.
 import json
 import os
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from absl import app, flags
 
+from seqlab import config as base
 from seqlab.analysis import report
 from seqlab.sweep import population, studies
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 _TASK = flags.DEFINE_enum("task", "copy", ["copy", "adding"], "Which task.")
 _QUICK = flags.DEFINE_bool("quick", False, "A seconds-long smoke run (short T, two cells).")
@@ -107,7 +111,7 @@ def run_one(task: str, T: int, cell: str, seeds, steps: int, quick: bool,
   state, losses, compile_s, train_s = None, [], 0.0, 0.0
   for T_k, steps_k in stages(task, T, steps, curriculum):
     config = studies.with_fields(
-        studies.load_config(recipe["file"], f"cell={cell},{recipe['key']}={T_k}"), fields,
+        base.load_file(CONFIGS / recipe["file"], f"cell={cell},{recipe['key']}={T_k}"), fields,
         (("seed", tuple(seeds)),))
     pop = population.build(config)
     result = population.train(pop, steps_k, state=state)

@@ -24,10 +24,11 @@ def worker(members: int, steps: int, data_dir: str) -> dict:
 
   import jax
 
+  from seqlab import config as base
   from seqlab import sweep
   from seqlab.sweep import studies
   from seqlab.train import mesh as mesh_lib
-  config = studies.with_fields(studies.load_config("copy.py", "cell=gru,delay=20"),
+  config = studies.with_fields(base.load_file(ROOT / "configs" / "copy.py", "cell=gru,delay=20"),
                                {"task.data_dir": data_dir},
                                axes=(("seed", tuple(range(members))),))
   pop = sweep.build(config)

@@ -21,6 +21,7 @@ SWEEP_AXES = (("seed", (0, 1, 2, 3, 4, 5)),
 def tiny_config(data_dir: str, axes=(), **train) -> ml_collections.ConfigDict:
   """Copy task (delay 3, 3 symbols of 4) with a GRU of 8 units: seconds to compile and train."""
   c = base.base_config()
+  c.problem = base.problem("tagging")
   c.task.name = "copy"
   c.task.data_dir = str(data_dir)
   c.task.options.update(alphabet_size=4, num_symbols=3, delay=3, num_train=64,

@@ -180,12 +180,11 @@ def test_samples_follow_the_model_after_a_newline(data_dir):
 
 
 def test_char_lstm_large_variant_sets_size_and_schedule():
-  from seqlab.sweep import studies
-
-  large = studies.load_config("char_lstm.py", "size=large")
+  path = ROOT / "configs" / "char_lstm.py"
+  large = base.load_file(path, "size=large")
   assert (large.model.hidden_size, large.model.embed_size) == (512, 64)
   assert large.optimizer.decay_steps == large.train.num_steps == 6000
   assert large.optimizer.end_learning_rate == pytest.approx(large.optimizer.learning_rate / 10)
-  assert studies.load_config("char_lstm.py").model.hidden_size == 256
+  assert base.load_file(path).model.hidden_size == 256
   with pytest.raises(ValueError, match="size variant 'huge'"):
-    studies.load_config("char_lstm.py", "size=huge")
+    base.load_file(path, "size=huge")

@@ -35,7 +35,7 @@ def data_dir(tmp_path_factory):
 
 PROBLEM_OF = {"adding": "regression", "parity": "classification", "mackey_glass": "series",
               "sequential_digits": "classification", "trees": "tree",
-              "digits_caption": "captioning"}
+              "digits_caption": "captioning", "copy": "tagging"}
 
 
 def _config(data_dir, task, options, model, **problem):
