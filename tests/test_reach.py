@@ -58,6 +58,16 @@ MODEL_RUNS = {
 }
 
 
+# In CI: the cells and models that no other end-to-end test trains from a config (the rest
+# are `slow`: run them with --runslow, ~12 s each on 2 cores).
+QUICK_CELLS = ("clockwork", "coupled_lstm")
+QUICK_MODELS = ("jordan", "bidirectional", "tdnn", "rnn_lm")
+
+
+def _params(names, quick):
+  return [pytest.param(n, marks=() if n in quick else pytest.mark.slow) for n in sorted(names)]
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   return tmp_path_factory.mktemp("data")
@@ -68,12 +78,12 @@ def test_every_cell_family_and_model_has_a_run():
   assert set(MODEL_RUNS) == set(models.MODELS)
 
 
-@pytest.mark.parametrize("cell", sorted(CELL_RUNS))
+@pytest.mark.parametrize("cell", _params(CELL_RUNS, QUICK_CELLS))
 def test_every_cell_trains_from_the_command_line(cell, tmp_path, data_dir):
   train_and_check(CELL_RUNS[cell], tmp_path / cell, data_dir)
 
 
-@pytest.mark.parametrize("model", sorted(MODEL_RUNS))
+@pytest.mark.parametrize("model", _params(MODEL_RUNS, QUICK_MODELS))
 def test_every_model_trains_from_the_command_line(model, tmp_path, data_dir):
   train_and_check(MODEL_RUNS[model], tmp_path / model, data_dir)
 
