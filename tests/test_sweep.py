@@ -135,7 +135,7 @@ def test_vmapped_sweep_equals_separate_runs(data_dir):
   # The evaluation is vmapped too: one dict per member, the loss vs the memoryless baseline.
   finals = sweep.evaluate(pop, result.state["params"])
   assert len(finals) == 3 and all(f["loss_vs_baseline"] > 0 for f in finals)
-  table = sweep.table(pop, finals)
+  table = sweep.table(pop.members, finals)
   assert table.splitlines()[0].startswith("| seed | optimizer.learning_rate |")
   assert len(table.splitlines()) == 2 + 3
 

@@ -66,7 +66,8 @@ class RNNLM(nn.Module):
         raise ValueError("the hierarchical head needs unigram counts to bin words into classes")
       num_classes = self.num_classes or round(self.vocab_size ** 0.5)
       self.output = heads.HierarchicalSoftmaxHead(
-          heads.frequency_classes(self.counts, num_classes, self.class_binning), self.hidden_size, self.dtype)
+          heads.frequency_classes(self.counts, num_classes, self.class_binning),
+          self.hidden_size, self.dtype)
     elif self.head == "sampled":
       self.output = heads.SampledSoftmaxHead(
           self.vocab_size, self.hidden_size, self.dtype, num_sampled=self.num_sampled,

@@ -4,7 +4,7 @@
     config.sweep.axes = (("optimizer.learning_rate", (1e-3, 3e-3)), ("seed", (0, 1, 2)))
     pop = sweep.build(config)
     result = sweep.train(pop)                  # one jit-compiled program for all 6 members
-    print(sweep.table(pop, sweep.evaluate(pop, result.state["params"])))
+    print(sweep.table(pop.members, sweep.evaluate(pop, result.state["params"])))
 """
 
 from seqlab.sweep.population import (
@@ -19,11 +19,10 @@ from seqlab.sweep.population import (
     member_batch,
     program,
     stack,
-    table,
     train,
     train_alone,
 )
-from seqlab.sweep.space import axes, axis_kind, label, member_config, members
+from seqlab.sweep.space import axes, axis_kind, label, member_config, members, table
 
 __all__ = [
     "Population", "Result", "axes", "axis_kind", "batches", "build", "evaluate", "from_members",

@@ -97,7 +97,7 @@ def main(argv):
   rows = [{**f, "final train loss": float(result.history["loss"][-1, i]),
            "max grad norm": float(np.nanmax(result.history["grad_norm"][:, i]))}
           for i, f in enumerate(finals)]
-  text = sweep.table(pop, rows)
+  text = sweep.table(pop.members, rows)
   if not mesh_lib.is_primary():
     return
   print(f"one program, {pop.size} members: compile {result.compile_s:.1f} s, "

@@ -3,7 +3,7 @@
     pop = population.build(config)                   # members, configs, problems, the mesh
     result = population.train(pop)                   # state [rows, ...], history [steps, N]
     finals = population.evaluate(pop, result.state["params"], "validation")
-    print(population.table(pop, finals))
+    print(space.table(pop.members, finals))
 
 Member i starts from what `loop.initial_state` gives for its own config (its seed, its
 initial values, its optimizer numbers as optimizer-state leaves), stacked along a leading
@@ -29,7 +29,6 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from seqlab import problems
-from seqlab.analysis import report
 from seqlab.sweep import placement, space
 from seqlab.train import loop, optim
 from seqlab.train import mesh as mesh_lib
@@ -295,11 +294,3 @@ def evaluate(pop: Population, params: Any, split: str = "validation",
   return [problem.summarize({k: float(v[i]) for k, v in totals.items()})
           for i in range(pop.size)]
 
-
-def table(pop: Population, rows: Sequence[dict[str, Any]], digits: int = 4) -> str:
-  """A markdown table: one row per member, its axis values then `rows[i]`'s columns."""
-  axes = list(pop.members[0])
-  columns = list(rows[0]) if rows else []
-  body = [[m[a] for a in axes] + [r[c] for c in columns]
-          for m, r in zip(pop.members, rows, strict=True)]
-  return report.markdown_table(axes + columns, body, digits)

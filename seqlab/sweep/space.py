@@ -19,6 +19,7 @@ from typing import Any
 import ml_collections
 
 from seqlab import config as base
+from seqlab.analysis import report
 from seqlab.train import optim
 
 MODES = ("grid", "zip")
@@ -108,3 +109,13 @@ def label(member: Mapping[str, Any]) -> str:
   """'learning_rate=0.001, seed=2' (the last part of each path)."""
   return ", ".join(f"{p.rsplit('.', 1)[-1]}={v:g}" if isinstance(v, float)
                    else f"{p.rsplit('.', 1)[-1]}={v}" for p, v in member.items())
+
+
+def table(members: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]],
+          digits: int = 4) -> str:
+  """A markdown table: one row per member, its axis values then `rows[i]`'s columns."""
+  axes = list(members[0])
+  columns = list(rows[0]) if rows else []
+  body = [[m[a] for a in axes] + [r[c] for c in columns]
+          for m, r in zip(members, rows, strict=True)]
+  return report.markdown_table(axes + columns, body, digits)
