@@ -104,7 +104,7 @@ def test_completion_methods(data_dir):
     config.decode.top_k = 1
   assert problem.complete(params, prefixes, method="sample") == greedy
   carry, last = problem._read_prefix(params, prefixes[0])
-  step_fn = problem._decoder(params)
+  step_fn = problem.model.bind(params).step
   g = decode.greedy(step_fn, carry, last, 5)
   b = decode.beam_search(step_fn, carry, last, 5, beam_width=4)
   assert float(b.log_probs[0, 0]) >= float(g.log_probs[0]) - 1e-5
