@@ -19,7 +19,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from seqlab import errors, problems
-from seqlab.train import distributed, loop, modes
+from seqlab.train import distributed, modes
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -29,14 +29,6 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample", "complete
 _PREFIX = flags.DEFINE_multi_string("prefix", [], "Prefixes to autocomplete (--mode=complete).")
 _SENTENCE = flags.DEFINE_multi_string("sentence", [], "Sentences to translate (--mode=translate).")
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-def train(config, workdir: str, problem=None) -> None:
-  """--mode=train: build the problem (unless given), train (or resume) in `workdir`, then its
-  report."""
-  problem = problem if problem is not None else problems.build_problem(config)
-  state = loop.train(problem, config, workdir)
-  modes.after_training(problem, config, workdir, state["params"])
 
 
 def main(argv):
@@ -50,7 +42,7 @@ def main(argv):
     config, workdir = _CONFIG.value, _WORKDIR.value  # the config file loads here
     problem = problems.build_problem(config)
     if _MODE.value == "train":
-      train(config, workdir, problem)
+      modes.train(config, workdir, problem)
     else:
       modes.run(_MODE.value, problem, config, workdir, prefixes=_PREFIX.value,
                 sentences=_SENTENCE.value)

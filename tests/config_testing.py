@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from seqlab import config as base
-from seqlab import main as seqlab_main
+from seqlab.train import modes
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 12
@@ -29,7 +29,7 @@ def make_config(name: str, variant: str, overrides: dict, data_dir):
 def train_and_check(run: tuple, workdir: Path, data_dir) -> list[float]:
   """Train `run` = (name, variant, overrides) in-process as `python -m seqlab.main` does;
   the training loss falls and the workdir holds its files. Returns the losses."""
-  seqlab_main.train(make_config(*run, data_dir), str(workdir))
+  modes.train(make_config(*run, data_dir), str(workdir))
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   losses = [r["loss"] for r in records if r["split"] == "train"]
   assert len(losses) == STEPS

@@ -36,9 +36,9 @@ def bad_tsv(tmp_path) -> Path:
 
 CASES = {
     "bad_variant": (("--config=configs/copy.py:cell=lstmm",),
-                    ("cell='lstmm'", "['elman', 'gru', 'irnn', 'lstm']")),
+                    ("unknown cell 'lstmm'", "'clockwork', 'coupled_lstm'", "'torch_gru'")),
     "unknown_variant_key": (("--config=configs/copy.py:celll=gru",),
-                            ("'celll'", "['cell', 'delay']")),
+                            ("'celll'", "['cell', 'delay', 'model']")),
     "misspelt_field": (("--config=configs/copy.py", "--config.model.hiden_size=8"),
                        ("--config.model.hiden_size=8", "no field 'hiden_size'",
                         '"hidden_size"')),
@@ -68,7 +68,7 @@ def test_verbosity_1_shows_the_traceback(tmp_path):
                  "--verbosity=1")
   assert result.returncode != 0
   assert "Traceback (most recent call last)" in result.stderr
-  assert "unknown cell variant cell='lstmm'" in result.stderr
+  assert "unknown cell 'lstmm'" in result.stderr
 
 
 @pytest.mark.parametrize("argv,verbose", [

@@ -7,7 +7,7 @@ from config_testing import STEPS, make_config, train_and_check
 
 from seqlab import cells, models
 from seqlab import config as base
-from seqlab import main as seqlab_main
+from seqlab.train import modes
 
 COPY = {"task.options.num_train": 64, "task.options.num_validation": 16,
         "task.options.num_test": 16, "task.options.delay": 3, "task.options.num_symbols": 3,
@@ -97,4 +97,4 @@ def test_cell_options_are_flags_and_foreign_ones_are_named(tmp_path, data_dir):
   config = make_config("copy", "cell=lstm", {**COPY, "model.cell": "clockwork"}, data_dir)
   with pytest.raises(ValueError, match=r"cell_options has \[.*'coupled'.*choose the cell with "
                                        r"the config's variant"):
-    seqlab_main.train(config, str(tmp_path))
+    modes.train(config, str(tmp_path))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from config_testing import make_config, train_and_check
 
-from seqlab import main as seqlab_main
 from seqlab.data.files import DataError
+from seqlab.train import modes
 
 WORDS = "red green blue black white big small old new cat dog bird fish tree".split()
 TRANSLATION = {"train.pad_multiple": 16, "decode.max_len": 10, "decode.beam_width": 2,
@@ -49,7 +49,7 @@ def test_bad_tsv_rows_are_named_or_skipped_and_counted(tmp_path, data_dir):
   tsv.write_text("\n".join(lines) + "\n", "utf-8")
   run = ("translation", "model=attention", {**TRANSLATION, "task.options.path": str(tsv)})
   with pytest.raises(DataError, match=r"bad\.tsv:7: expected 2 or 3 tab-separated columns"):
-    seqlab_main.train(make_config(*run, data_dir), str(tmp_path / "run"))
+    modes.train(make_config(*run, data_dir), str(tmp_path / "run"))
   skip = {**run[2], "task.options.on_error": "skip", "task.options.max_length": 30}
   train_and_check((*run[:2], skip), tmp_path / "skipped", data_dir)
 
@@ -67,7 +67,7 @@ def test_language_model_from_a_user_text_file(tmp_path, data_dir):
   bad.write_bytes("caf\u00e9 au lait\n".encode("utf-8") + "caf\u00e9 noir\n".encode("latin-1"))
   run[2]["task.options.path"] = str(bad)
   with pytest.raises(DataError, match=r"latin1\.txt:2: bytes b'\\xe9' .* not valid UTF-8"):
-    seqlab_main.train(make_config(*run, data_dir), str(tmp_path / "bad"))
+    modes.train(make_config(*run, data_dir), str(tmp_path / "bad"))
 
 
 def test_time_series_from_a_user_csv_column(tmp_path, data_dir):
@@ -85,7 +85,7 @@ def test_time_series_from_a_user_csv_column(tmp_path, data_dir):
   lines[41] = "40,n/a"
   csv.write_text("\n".join(lines) + "\n")
   with pytest.raises(DataError, match=r"load\.csv:42: column 'value' holds 'n/a', not a finite"):
-    seqlab_main.train(make_config("esn", "series=csv", overrides, data_dir), str(tmp_path / "b"))
+    modes.train(make_config("esn", "series=csv", overrides, data_dir), str(tmp_path / "b"))
   missing = {**overrides, "task.options.column": "price"}
   with pytest.raises(DataError, match=r"no column 'price' in the header \['time', 'value'\]"):
-    seqlab_main.train(make_config("esn", "series=csv", missing, data_dir), str(tmp_path / "c"))
+    modes.train(make_config("esn", "series=csv", missing, data_dir), str(tmp_path / "c"))

@@ -1,7 +1,10 @@
-"""The non-training modes: evaluate, sample, complete and translate from a workdir's checkpoint."""
+"""The modes of `python -m seqlab.main`: train (then the problem's report), and evaluate,
+sample, complete and translate from a workdir's checkpoint. Importing this defines no flags:
+tests and scripts run a mode in process with `modes.train(config, workdir)`."""
 
 import jax
 
+from seqlab import problems
 from seqlab.train import checkpoint, loop, optim
 from seqlab.train import mesh as mesh_lib
 
@@ -56,3 +59,11 @@ def after_training(problem, config, workdir: str, params=None) -> None:
     params = (restore_params(problem, config, workdir) if params is None
               else mesh_lib.to_host(params))
     problem.report(params, workdir)
+
+
+def train(config, workdir: str, problem=None) -> None:
+  """--mode=train: build the problem (unless given), train (or resume) in `workdir`, then its
+  report."""
+  problem = problem if problem is not None else problems.build_problem(config)
+  state = loop.train(problem, config, workdir)
+  after_training(problem, config, workdir, state["params"])

@@ -1,0 +1,92 @@
+"""Every config variant the README's config table lists, trained at its defaults: runtime
+and validation result, one markdown row each (`docs/figures/config_table.md`).
+
+Each run is `python -m seqlab.main --config=configs/<file>:<variant>` in its own workdir,
+`--jobs` at a time (runtimes are wall clock with that many runs sharing the machine).
+A run whose workdir already holds a result is not trained again, so an interrupted table
+resumes; `--only` picks runs by substring.
+
+    python experiments/config_table.py --workdir=runs/config_table            # ~30 min, 2 cores
+    python experiments/config_table.py --only=copy.py:cell=clockwork
+"""
+
+import concurrent.futures
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+from seqlab import config as base
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/config_table", "Where runs and results go.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
+_JOBS = flags.DEFINE_integer("jobs", 2, "Runs at a time.")
+_ONLY = flags.DEFINE_string("only", "", "Only the runs whose name contains this.")
+_OUT = flags.DEFINE_string("out", "docs/figures/config_table.md", "The markdown table.")
+
+ROOT = Path(__file__).resolve().parent.parent
+# The variants beyond each config's default; the defaults' rows are measured in the configs'
+# docstrings already.
+RUNS = ([f"copy.py:cell={cell}" for cell in base.CELL_PRESETS]
+        + [f"copy.py:model={m}" for m in ("jordan", "bidirectional", "deep", "tdnn")]
+        + [f"char_lstm.py:model={m}" for m in ("nplm", "tdnn", "transformer_lm")]
+        + ["char_lstm.py:cell=gru", "esn.py:series=narma10", "esn.py:series=sine_mixture",
+           "classify.py:task=parity,cell=gru", "translation.py:cell=gru"])
+METRICS = ("loss_vs_baseline", "accuracy", "bits_per_char", "nrmse", "bleu", "loss")
+
+
+def slug(run: str) -> str:
+  return run.replace(".py:", "-").replace(",", "-").replace("=", "_")
+
+
+def train(run: str) -> dict:
+  """Train one run (or read its stored result): wall seconds and the last validation metrics."""
+  workdir = Path(_WORKDIR.value) / slug(run)
+  result_file = workdir / "result.json"
+  if result_file.exists():
+    return json.loads(result_file.read_text())
+  start = time.perf_counter()
+  proc = subprocess.run(
+      [sys.executable, "-m", "seqlab.main", f"--config=configs/{run}", f"--workdir={workdir}",
+       f"--config.task.data_dir={_DATA_DIR.value}"],
+      cwd=ROOT, capture_output=True, text=True, check=False)
+  seconds = time.perf_counter() - start
+  if proc.returncode != 0:
+    return {"run": run, "error": proc.stderr.strip().splitlines()[-1][:200]}
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  last = [r for r in records if r["split"] == "validation"][-1]
+  result = {"run": run, "seconds": seconds, "step": last["step"],
+            "metrics": {k: last[k] for k in METRICS if k in last}}
+  result_file.write_text(json.dumps(result))
+  return result
+
+
+def table(results: list[dict]) -> str:
+  lines = ["| config:variant | steps | runtime | validation |", "|---|---|---|---|"]
+  for r in results:
+    if "error" in r:
+      lines.append(f"| `{r['run']}` | - | failed | {r['error']} |")
+      continue
+    shown = ", ".join(f"{k} {v:.3g}" for k, v in r["metrics"].items())
+    lines.append(f"| `{r['run']}` | {r['step']} | {r['seconds'] / 60:.1f} min | {shown} |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  del argv
+  runs = [r for r in RUNS if _ONLY.value in r]
+  with concurrent.futures.ThreadPoolExecutor(_JOBS.value) as pool:
+    results = list(pool.map(train, runs))
+  for r in results:
+    print(json.dumps(r), flush=True)
+  text = table(results)
+  Path(_OUT.value).write_text(f"Measured with {_JOBS.value} runs at a time on this machine:\n\n"
+                              + text)
+  print(text)
+
+
+if __name__ == "__main__":
+  app.run(main)
