@@ -35,7 +35,7 @@ RUNS = ([f"copy.py:cell={cell}" for cell in base.CELL_PRESETS]
         + [f"char_lstm.py:model={m}" for m in ("nplm", "tdnn", "transformer_lm")]
         + ["char_lstm.py:cell=gru", "esn.py:series=narma10", "esn.py:series=sine_mixture",
            "classify.py:task=parity,cell=gru", "translation.py:cell=gru"])
-METRICS = ("loss_vs_baseline", "accuracy", "bits_per_char", "nrmse", "bleu", "loss")
+METRICS = ("loss_vs_baseline", "accuracy", "bits_per_char", "nrmse", "bleu_beam", "loss")
 
 
 def slug(run: str) -> str:
@@ -47,7 +47,7 @@ def train(run: str) -> dict:
   workdir = Path(_WORKDIR.value) / slug(run)
   result_file = workdir / "result.json"
   if result_file.exists():
-    return json.loads(result_file.read_text())
+    return {**json.loads(result_file.read_text()), **last_validation(workdir)}
   start = time.perf_counter()
   proc = subprocess.run(
       [sys.executable, "-m", "seqlab.main", f"--config=configs/{run}", f"--workdir={workdir}",
@@ -56,12 +56,15 @@ def train(run: str) -> dict:
   seconds = time.perf_counter() - start
   if proc.returncode != 0:
     return {"run": run, "error": proc.stderr.strip().splitlines()[-1][:200]}
+  result_file.write_text(json.dumps({"run": run, "seconds": seconds}))
+  return {"run": run, "seconds": seconds, **last_validation(workdir)}
+
+
+def last_validation(workdir: Path) -> dict:
+  """The step and the METRICS of the run's last validation record."""
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   last = [r for r in records if r["split"] == "validation"][-1]
-  result = {"run": run, "seconds": seconds, "step": last["step"],
-            "metrics": {k: last[k] for k in METRICS if k in last}}
-  result_file.write_text(json.dumps(result))
-  return result
+  return {"step": last["step"], "metrics": {k: last[k] for k in METRICS if k in last}}
 
 
 def table(results: list[dict]) -> str:

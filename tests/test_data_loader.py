@@ -1,6 +1,8 @@
 """Task.batches: seeded shuffling, every example once per epoch, exact resume, buckets."""
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -94,3 +96,16 @@ def test_cached_epochs_equal_uncached_ones(task):
   cached = take(task.batches("train", B, seed=5, cache=True), 12)  # epoch 2 from memory
   assert all(same(x, y) for x, y in zip(fresh, cached, strict=True))
   assert len(task.cache["train"]) == N
+
+
+def test_runs_started_together_prepare_a_dataset_once(tmp_path):
+  """Four processes ask for the same new dataset at once: one prepares it, the others wait
+  and read it (without the lock they race to rename the same folder: FileExistsError)."""
+  code = ("import sys; from seqlab import data; t = data.get_task('copy', data_dir=sys.argv[1], "
+          "num_train=2000, num_validation=64, num_test=64); print(len(t.lengths('train')))")
+  procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+  for proc in procs:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert out.split()[-1] == "2000"  # every example of the train split

@@ -10,7 +10,9 @@ fields, so every setting is prepared once and cached under
 Examples are written in generation order (`disable_shuffling`); readers shuffle.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import logging
 import os
@@ -151,18 +153,34 @@ def prepare(cls: type[Builder], data_dir: str | None = None, **options: Any) -> 
   """The builder for `options`, prepared once under `data_dir` and checked on read-back."""
   data_dir = str(pathlib.Path(data_dir or DEFAULT_DATA_DIR).expanduser())
   config = cls.config_for(**options)
-  absl_logger = logging.getLogger("absl")
-  level = absl_logger.level
-  absl_logger.setLevel(logging.ERROR)  # TFDS warns about every non-default config
-  try:
-    builder = cls(data_dir=data_dir, config=config, file_format="array_record")
-  finally:
-    absl_logger.setLevel(level)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-  )
+  with _one_preparer(data_dir, f"{cls.__name__}:{config.name}"):
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)  # TFDS warns about every non-default config
+    try:
+      builder = cls(data_dir=data_dir, config=config, file_format="array_record")
+    finally:
+      absl_logger.setLevel(level)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+    )
   check_counts(builder)
   return builder
+
+
+@contextlib.contextmanager
+def _one_preparer(data_dir: str, key: str):
+  """An exclusive file lock per dataset: runs started together (a sweep's workers, jobs
+  on one machine) wait for the first to prepare it, then read it, instead of racing to
+  rename the same folder into place."""
+  os.makedirs(data_dir, exist_ok=True)
+  name = hashlib.sha1(key.encode()).hexdigest()[:16]
+  with open(os.path.join(data_dir, f".prepare-{name}.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def check_counts(builder: Builder) -> None:
