@@ -14,8 +14,9 @@ one `jax.custom_vjp` over the whole sequence:
 Plain autodiff of the scan instead forms one small [H, G] weight-gradient GEMM per step.
 Cells take part by routing every product with W through their `matmul` argument
 (`common.matmul`); `unroll.scan` uses this path whenever `runner(step)` finds the
-step's family here (`unroll.scan(..., fused=False)` is the plain scan). Forward-mode
-autodiff (jax.jvp, jacfwd) is not defined through a custom_vjp: use fused=False.
+step's family is in AUTOMATIC (`fused=True` forces it for every family here, `fused=False`
+is the plain scan). Forward-mode autodiff (jax.jvp, jacfwd) is not defined through a
+custom_vjp: use fused=False.
 """
 
 import dataclasses
@@ -32,6 +33,11 @@ from seqlab.cells import common, elman, gru, lstm
 Array = jax.Array
 
 FAMILIES: dict[Callable, ModuleType] = {elman.step: elman, lstm.step: lstm, gru.step: gru}
+# The families `unroll.scan` sends here unless told otherwise. GRU's training step ran at
+# 0.90-0.91x the plain scan's (B=32 I=128 H=256, T=128 and T=512, 6 rounds of
+# scripts/bench_rnn.py, 2026-11-30), so GRU keeps the plain scan by default; elman and
+# lstm measured within +-5% of it either way.
+AUTOMATIC = frozenset({elman.step, lstm.step})
 _PROJECTED = ("U", "W")  # weights whose gradients come from the whole-sequence GEMMs
 
 
@@ -175,11 +181,12 @@ def _sequence_bwd(spec, residuals, cotangents):
 _sequence.defvjp(_sequence_fwd, _sequence_bwd)
 
 
-def runner(step: Callable, unroll: int = 1) -> Callable | None:
+def runner(step: Callable, unroll: int = 1, automatic: bool = False) -> Callable | None:
   """`run(params, carry, xs, real) -> (carry, ys)` (time-major) for a cell step, or None.
 
   `step` is a family's `step`, bare or with options bound by `functools.partial` (as
-  `cells.make` binds them); any other step has no fast path.
+  `cells.make` binds them); any other step has no fast path, nor (with `automatic`) a
+  family outside AUTOMATIC.
   """
   func, options = step, {}
   if isinstance(step, functools.partial):
@@ -187,6 +194,6 @@ def runner(step: Callable, unroll: int = 1) -> Callable | None:
       return None
     func, options = step.func, step.keywords
   family = FAMILIES.get(func) if callable(func) else None
-  if family is None:
+  if family is None or (automatic and func not in AUTOMATIC):
     return None
   return functools.partial(_sequence, _Spec(family, tuple(sorted(options.items())), unroll))

@@ -76,7 +76,7 @@ def scan(
     reverse: bool = False,
     unroll: int = 1,
     return_carries: bool = False,
-    fused: bool = True,
+    fused: bool | None = None,
 ):
   """Run `step` over time: returns (final_carry, ys) or (final_carry, ys, carries).
 
@@ -92,9 +92,10 @@ def scan(
       is reversed within its own length); outputs stay at their original positions.
     unroll: how many steps `lax.scan` unrolls per loop iteration.
     return_carries: also return every step's carry h_1..h_T, leaves [B, T, ...].
-    fused: use the cell's whole-sequence fast path (`seqlab.fused`: elman, lstm, gru
-      steps; same values and gradients, dW as one GEMM) when it has one and
-      return_carries is False; False: always the plain scan of `step`.
+    fused: None (default): the cell's whole-sequence fast path (`seqlab.fused`; same
+      values and gradients, dW as one GEMM) where it is the default (elman, lstm;
+      `fused.AUTOMATIC`); True: wherever one exists (gru too); False: the plain scan.
+      Either way only when return_carries is False.
 
   Returns:
     The final carry, the outputs ys [B, T, ...], and the carries if asked.
@@ -102,7 +103,8 @@ def scan(
   if lengths is not None and reverse:
     xs = reverse_within_lengths(xs, lengths)
   xs_t = time_major(xs)
-  run = fused_path.runner(step, unroll) if fused and not return_carries else None
+  use = fused is not False and not return_carries
+  run = fused_path.runner(step, unroll, automatic=fused is None) if use else None
   if run is not None:
     real = None if lengths is None else length_mask(lengths, num_steps(xs)).T
     flip = (lambda t: jax.tree.map(lambda a: jnp.flip(a, 0), t)) if reverse and lengths is None \

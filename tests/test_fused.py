@@ -107,6 +107,22 @@ def test_runner_finds_only_the_families_with_a_fast_path():
   assert fused.runner(lambda p, h, x: (h, h)) is None
 
 
+def test_gru_takes_the_fast_path_only_when_asked(monkeypatch):
+  """By default (fused=None) gru keeps the plain scan (it measured slower fused); lstm and
+  elman take the fast path; fused=True forces it for gru."""
+  calls = []
+  real = fused._sequence
+  monkeypatch.setattr(fused, "_sequence", lambda *a: calls.append(1) or real(*a))
+  for name, default in (("gru", False), ("lstm", True), ("elman", True)):
+    cell, params, h0, xs = _setup(name, {})
+    calls.clear()
+    unroll.scan(cell.step, params, h0, xs)
+    assert bool(calls) == default, name
+    calls.clear()
+    unroll.scan(cell.step, params, h0, xs, fused=True)
+    assert calls, name
+
+
 def test_return_carries_and_fused_false_take_the_plain_scan(monkeypatch):
   cell, params, h0, xs = _setup("elman", {})
   monkeypatch.setattr(fused, "_sequence", None)  # any use of the fast path would fail
