@@ -123,6 +123,18 @@ def test_gru_takes_the_fast_path_only_when_asked(monkeypatch):
     assert calls, name
 
 
+def test_bfloat16_inputs_take_the_plain_scan_by_default(monkeypatch):
+  calls = []
+  real = fused._sequence
+  monkeypatch.setattr(fused, "_sequence", lambda *a: calls.append(1) or real(*a))
+  cell, params, h0, xs = _setup("lstm", {})
+  cast = lambda t: jax.tree.map(lambda a: a.astype(jnp.bfloat16), t)
+  unroll.scan(cell.step, cast(params), cast(h0), cast(xs))
+  assert not calls
+  unroll.scan(cell.step, cast(params), cast(h0), cast(xs), fused=True)
+  assert calls
+
+
 def test_return_carries_and_fused_false_take_the_plain_scan(monkeypatch):
   cell, params, h0, xs = _setup("elman", {})
   monkeypatch.setattr(fused, "_sequence", None)  # any use of the fast path would fail
