@@ -11,6 +11,7 @@ import ast
 import contextlib
 import re
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 
 from seqlab.train.loop import NonFiniteError
@@ -63,8 +64,10 @@ def user_errors_end_in_one_line(verbose: bool, argv: Sequence[str] = (),
   try:
     yield
   except (*USER_ERRORS, *also) as error:
-    if verbose:
-      raise
-    print(f"error: {one_line(error, argv)} (--verbosity=1 shows the traceback)",
-          file=sys.stderr)
+    if verbose:  # the traceback, then the same line and status
+      traceback.print_exc()
+      print(f"error: {one_line(error, argv)}", file=sys.stderr)
+    else:
+      print(f"error: {one_line(error, argv)} (--verbosity=1 shows the traceback)",
+            file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)

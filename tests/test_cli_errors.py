@@ -66,7 +66,7 @@ def test_a_malformed_tsv_names_its_line(tmp_path, bad_tsv):
 def test_verbosity_1_shows_the_traceback(tmp_path):
   result = _main("--config=configs/copy.py:cell=lstmm", f"--workdir={tmp_path}",
                  "--verbosity=1")
-  assert result.returncode != 0
+  assert result.returncode == errors.EXIT_USER_ERROR
   assert "Traceback (most recent call last)" in result.stderr
   assert "unknown cell 'lstmm'" in result.stderr
 
