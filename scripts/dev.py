@@ -21,7 +21,7 @@ STAMP = VENV / ".seqlab-installed"
 
 COMMANDS = {
     "demo": ["-m", "seqlab.main", "--config=configs/char_lstm.py", "--workdir=runs/char_lstm"],
-    "test": ["-m", "pytest", "-q", "-n", "2"],
+    "test": ["-m", "pytest", "-q", "-n", "2", "--durations=15"],
 }
 
 
