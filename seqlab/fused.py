@@ -44,13 +44,15 @@ _PROJECTED = ("U", "W")  # weights whose gradients come from the whole-sequence 
 
 class _Recorder:
   """A `matmul` v @ W_k + e_k that keeps its inputs v; e_k = 0 are inputs whose
-  cotangents are d P_k, the gradients of the products."""
+  cotangents are d P_k, the gradients of the products. Given `blocks` (the W_k sliced
+  once, outside the loop), it multiplies by those, so that the step's vjp closes over them
+  instead of saving per-step slices of W."""
 
-  def __init__(self, es=None):
-    self.es, self.inputs, self.products = es, [], []
+  def __init__(self, es=None, blocks=None):
+    self.es, self.blocks, self.inputs, self.products = es, blocks, [], []
 
   def __call__(self, v: Array, W: Array) -> Array:
-    product = v @ W
+    product = v @ (W if self.blocks is None else self.blocks[len(self.inputs)])
     if self.es is not None:
       product = product + self.es[len(self.inputs)]
     self.inputs.append(v)
@@ -91,23 +93,39 @@ class _Spec:
     return _where(real, new, carry), _where(real, y, jax.tree.map(jnp.zeros_like, y))
 
 
+def _weight_blocks(spec: "_Spec", params, carry, xs) -> list[Array]:
+  """The blocks W_k of W that recur multiplies by (W itself, or GRU's slices of it)."""
+  x = jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype)
+  ux = jax.eval_shape(spec.family.project, params, x)
+  blocks = _Blocks()
+  spec.recur(params, carry, jnp.zeros(ux.shape, ux.dtype), None, blocks)
+  return blocks.blocks
+
+
+def _block_of(leaf: Any, blocks: list[Array]) -> int:
+  """k where `leaf` is the weight block W_k itself, else -1 (a per-step residual)."""
+  return next((k for k, block in enumerate(blocks) if leaf is block), -1)
+
+
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
 class _VJPLayout:
-  """How to rebuild a step's vjp function from its saved leaves (W is not saved per step)."""
+  """How to rebuild a step's vjp function from its saved leaves (no W_k is saved per step:
+  block_of[i] = k puts W_k at leaf i, -1 the next saved leaf)."""
 
   treedef: Any
-  is_w: tuple[bool, ...]
+  block_of: tuple[int, ...]
 
 
 def _forward(spec: _Spec, params, carry, xs, real, save: bool):
   """The forward scan (time-major xs [T, B, I], real [T, B] or None).
 
   With `save`, each step also runs recur's vjp forward and keeps its residuals (the
-  gate activations), leaving out W itself, which the backward pass closes over.
+  gate activations), leaving out the blocks W_k, which the backward pass closes over.
   """
   W = params["W"]
   small = {k: v for k, v in params.items() if k not in _PROJECTED}
+  blocks = _weight_blocks(spec, params, carry, xs) if save else []
   layout = []
 
   def body(h, inputs):
@@ -119,14 +137,14 @@ def _forward(spec: _Spec, params, carry, xs, real, save: bool):
     es = [jnp.zeros(s.shape, s.dtype) for s in shapes]
 
     def step(h, ux, small, es):
-      record = _Recorder(es)
+      record = _Recorder(es, blocks)
       return spec.recur({**small, "W": W}, h, ux, real_t, record), record.inputs
 
     (new, y), vjp_fn, v_inputs = jax.vjp(step, h, ux, small, es, has_aux=True)
     leaves, treedef = jax.tree.flatten(vjp_fn)
-    is_w = tuple(leaf is W for leaf in leaves)
-    layout[:] = [_VJPLayout(treedef, is_w)]
-    kept = [leaf for leaf, w in zip(leaves, is_w, strict=True) if not w]
+    block_of = tuple(_block_of(leaf, blocks) for leaf in leaves)
+    layout[:] = [_VJPLayout(treedef, block_of)]
+    kept = [leaf for leaf, k in zip(leaves, block_of, strict=True) if k < 0]
     return new, (y, (kept, v_inputs))
 
   carry, out = jax.lax.scan(body, carry, (xs, real), unroll=spec.unroll)
@@ -153,11 +171,13 @@ def _sequence_bwd(spec, residuals, cotangents):
   params, xs, (kept, v_inputs), layout = residuals
   d_carry_T, d_ys = cotangents
   W = params["W"]
+  blocks = _weight_blocks(spec, params, d_carry_T, xs)
 
   def body(d_carry, step_in):
     kept_t, dy = step_in
     kept_t = iter(kept_t)
-    vjp_fn = layout.treedef.unflatten([W if w else next(kept_t) for w in layout.is_w])
+    vjp_fn = layout.treedef.unflatten([blocks[k] if k >= 0 else next(kept_t)
+                                       for k in layout.block_of])
     d_h, d_ux, d_small, d_products = vjp_fn((d_carry, dy))
     return d_h, (d_ux, d_small, d_products)
 
@@ -165,10 +185,7 @@ def _sequence_bwd(spec, residuals, cotangents):
       body, d_carry_T, (kept, d_ys), reverse=True, unroll=spec.unroll)
 
   # dW_k = sum over t and b of v^T dP: one GEMM per block, placed into W by the blocks' vjp.
-  blocks = _Blocks()
-  block_fn = lambda W: (spec.recur({**params, "W": W}, d_carry0, d_uxs[0], None, blocks),
-                        blocks.blocks)[1]
-  _, blocks_vjp = jax.vjp(block_fn, W)
+  _, blocks_vjp = jax.vjp(lambda W: _weight_blocks(spec, {**params, "W": W}, d_carry0, xs), W)
   rows = lambda a: a.reshape(-1, a.shape[-1])  # [T, B, F] -> [T*B, F]: one 2-D GEMM
   (d_W,) = blocks_vjp([rows(v).T @ rows(dp) for v, dp in zip(v_inputs, d_products, strict=True)])
   _, project_vjp = jax.vjp(spec.family.project, params, rows(xs))

@@ -100,6 +100,23 @@ def test_fast_path_under_vmap_equals_per_member_plain_scan(name, options):
                   (want, want_carry, want_ys))
 
 
+@pytest.mark.parametrize("name,options", VARIANTS)
+def test_saved_residuals_hold_activations_not_weights(name, options):
+  """What the forward pass keeps for the backward is O(T B H) (gate activations, the
+  products' inputs); no [H, G] block of W is saved per step (cho GRU's slices of W once
+  were: [T, H, 2H] + [T, H, H] written every step)."""
+  Hb, Tb = 16, 7  # H > B, so a per-step weight block is the largest possible leaf
+  cell = cells.make(name, **options)
+  params = cell.init(jax.random.key(0), I, Hb)
+  h0 = cell.initial_carry(params, (B,))
+  xs = jnp.ones((Tb, B, I))
+  run = fused.runner(cell.step)
+  saved = jax.eval_shape(lambda p, h: fused._sequence_fwd(run.args[0], p, h, xs, None)[1][2],
+                         params, h0)
+  largest = max(leaf.size for leaf in jax.tree.leaves(saved))
+  assert largest <= Tb * B * 4 * Hb, (largest, [leaf.shape for leaf in jax.tree.leaves(saved)])
+
+
 def test_runner_finds_only_the_families_with_a_fast_path():
   assert fused.runner(cells.make("gru", variant="torch").step) is not None
   assert fused.runner(cells.get_family("lstm").step) is not None
