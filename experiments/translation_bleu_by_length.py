@@ -49,6 +49,8 @@ _MODELS = flags.DEFINE_list("models", ["attention", "noattention", "transformer"
                             "Which models (separate processes may train one each).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", 0, "Training steps of every model (and the "
                                   "length of its learning-rate decay); 0: the config's.")
+_MODEL_STEPS = flags.DEFINE_list("model_steps", [], "Per-model steps that replace --num_steps, "
+                                 "e.g. noattention=3000 (a slower learner gets a longer run).")
 
 MODELS = {"attention": "LSTM seq2seq + additive attention",
           "noattention": "LSTM encoder-decoder (no attention)",
@@ -118,11 +120,11 @@ def table(results: dict, metric: str = "", data: str = "items") -> str:
   first = next(iter(results.values()))["beam"]
   counts = " | ".join(f"{name} (n={first[f'n {name}']})" for name in names)
   what = "exact match %" if metric else "BLEU"
-  lines = [f"| model | {what} beam | {what} greedy | {counts} | log P beam | log P greedy |",
-           "|---|" + "---|" * (len(names) + 4)]
+  lines = [f"| model | steps | {what} beam | {what} greedy | {counts} | log P beam | "
+           "log P greedy |", "|---|" + "---|" * (len(names) + 5)]
   for model, r in results.items():
     buckets = " | ".join(f"{r['beam'][metric + name]:.1f}" for name in names)
-    lines.append(f"| {MODELS[model]} | {r['beam'][metric + 'overall']:.1f} | "
+    lines.append(f"| {MODELS[model]} | {r['steps']} | {r['beam'][metric + 'overall']:.1f} | "
                  f"{r['greedy'][metric + 'overall']:.1f} | {buckets} | {r['logp_beam']:.3f} | "
                  f"{r['logp_greedy']:.3f} |")
   return "\n".join(lines)
@@ -165,8 +167,15 @@ def main(argv):
   os.makedirs(workdir, exist_ok=True)
   name = "bleu_by_length" + ("_long" if data == "long" else "")
   results, t0 = {}, time.perf_counter()
+  steps = {model: _NUM_STEPS.value for model in _MODELS.value}
+  for item in _MODEL_STEPS.value:
+    model, _, value = item.partition("=")
+    if model not in steps or not value.isdigit():
+      raise app.UsageError(f"--model_steps takes model=steps for the --models {sorted(steps)};"
+                           f" got {item!r}")
+    steps[model] = int(value)
   for model in _MODELS.value:
-    config = make_config(model, _DATA_DIR.value, _QUICK.value, _NUM_STEPS.value, data)
+    config = make_config(model, _DATA_DIR.value, _QUICK.value, steps[model], data)
     config.lock()
     problem = problems.build_problem(config)
     print(f"== {model}: {config.train.num_steps} steps", flush=True)
@@ -178,13 +187,14 @@ def main(argv):
       rows = problem.decode_split(state["params"], "test")
       decoded.write_text(json.dumps(rows, ensure_ascii=False, indent=0), "utf-8")
     results[model] = {decoder: score(rows, decoder, data) for decoder in ("beam", "greedy")}
+    results[model]["steps"] = config.train.num_steps
     for decoder in ("beam", "greedy"):
       results[model][f"logp_{decoder}"] = float(np.mean([r[f"logp_{decoder}"] for r in rows]))
     text = table(results, data=data) + "\n\n" + table(results, "exact ", data)
     Path(workdir, f"{name}.md").write_text(  # rewritten after each model
         "Test BLEU (sacrebleu) and exact-match rate of the beam-search translations by source "
         f"length in {BUCKETS[data][0]}; log P: mean model log-probability of the decoded "
-        f"outputs. {config.train.num_steps} training steps per model.\n\n" + text + "\n")
+        "outputs; steps: the model's training steps.\n\n" + text + "\n")
     plot(results, f"{workdir}/{name}.png", data)
   print(text)
   print(f"wrote {workdir}/{name}.md and {workdir}/{name}.png; wall time "

@@ -41,8 +41,8 @@ def test_quick_long_run_writes_the_word_buckets(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert (tmp_path / "bleu_by_length_long.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   lines = (tmp_path / "bleu_by_length_long.md").read_text().splitlines()
-  header = next(line for line in lines if line.startswith("| model | BLEU beam"))
+  header = next(line for line in lines if line.startswith("| model | steps | BLEU beam"))
   assert "| 1-10 (n=" in header and "| >60 (n=" in header
   row = next(line for line in lines if line.startswith("| LSTM encoder-decoder (no attention)"))
-  bleu = float(row.split("|")[2])
-  assert 0.0 <= bleu <= 100.0
+  steps, bleu = int(row.split("|")[2]), float(row.split("|")[3])
+  assert steps == 20 and 0.0 <= bleu <= 100.0
