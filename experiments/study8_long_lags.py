@@ -58,7 +58,7 @@ SOLVED = 0.1  # loss / baseline below this counts as solved
 # extra fields; per cell: learning rate and cell options (chrono's T_max = -1 means the
 # sequence length, filled in per T).
 RECIPES = {
-    "copy": {"file": "copy.py", "key": "delay", "lengths": (50, 100, 200), "steps": 3000,
+    "copy": {"file": "copy.py", "key": "delay", "lengths": (50, 100, 200), "steps": 6000,
              "hidden": 64, "metric": "accuracy",
              "fields": {"task.options.alphabet_size": 4, "task.options.num_symbols": 4,
                         "model.embed_size": 8},

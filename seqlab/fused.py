@@ -33,12 +33,15 @@ from seqlab.cells import common, elman, gru, lstm
 Array = jax.Array
 
 FAMILIES: dict[Callable, ModuleType] = {elman.step: elman, lstm.step: lstm, gru.step: gru}
-# The families `unroll.scan` sends here unless told otherwise. GRU's training step ran at
-# 0.90-0.91x the plain scan's (B=32 I=128 H=256, T=128 and T=512, 6 rounds of
-# scripts/bench_rnn.py, 2026-11-30), so GRU keeps the plain scan by default; elman and
-# lstm measured within +-5% of it either way. In bfloat16 the fast path ran 0.65x the plain
-# scan (lstm, T128 H256), so `unroll.scan` takes it by default only for other dtypes.
-AUTOMATIC = frozenset({elman.step, lstm.step})
+# The families `unroll.scan` sends here unless told otherwise: only where the fast path won
+# on the 2-core CPU this was measured on (scripts/bench_rnn.py and profile_rnn.py, B=32
+# I=128, 2026-11-30). LSTM training: plain scan ahead or equal in all 7 readings at H=256
+# (fast / plain 0.92-1.00), equal at H=512; GRU training (torch variant): fast 0.88-0.91x
+# plain; elman: within +-10% either way, ahead in 3 of 5. The fast path saves GEMM time
+# (LSTM T128 H256: 42 vs 66 ms) but spends it on extra once-per-call work and launch (see
+# README "Where the time goes"). In bfloat16 it ran 0.65x the plain scan (lstm), so
+# `unroll.scan` takes it by default only for other dtypes.
+AUTOMATIC = frozenset({elman.step})
 _PROJECTED = ("U", "W")  # weights whose gradients come from the whole-sequence GEMMs
 
 

@@ -93,9 +93,9 @@ def scan(
     unroll: how many steps `lax.scan` unrolls per loop iteration.
     return_carries: also return every step's carry h_1..h_T, leaves [B, T, ...].
     fused: None (default): the cell's whole-sequence fast path (`seqlab.fused`; same
-      values and gradients, dW as one GEMM) where it is the default (elman, lstm;
+      values and gradients, dW as one GEMM) where it is the default (elman;
       `fused.AUTOMATIC`) and the inputs are not bfloat16 (there it ran 0.65x the plain
-      scan); True: wherever one exists (gru, bfloat16 too); False: the plain scan.
+      scan); True: wherever one exists (lstm, gru, bfloat16 too); False: the plain scan.
       Either way only when return_carries is False.
 
   Returns:
