@@ -10,7 +10,8 @@ item a sentence, characters, length in characters; `--data=long`: sentences of 1
 (up to 79 words, 358 characters), words, length in words as in Bahdanau et al.'s Fig. 2.
 
     python experiments/translation_bleu_by_length.py --workdir=runs/bleu_by_length
-    python experiments/translation_bleu_by_length.py --data=long --workdir=runs/bleu_long
+    python experiments/translation_bleu_by_length.py --data=long --workdir=runs/bleu_long \
+        --num_steps=800 --model_steps=noattention=3000
     python experiments/translation_bleu_by_length.py --quick   # smoke run: tiny data and models
 
 Runtime: 14 minutes from scratch on 2 CPU cores shared with other jobs (three models x 1000
@@ -20,6 +21,10 @@ this task BLEU rises with source length for every model: the short items (small 
 ordinals) are rare in training and the long ones are formulaic; the sentences (<= 63
 characters) are too short for the fixed-size context vector to be the bottleneck, so the
 gap without attention here is one of learning speed, not of a length limit.
+--data=long (the command above; 37 min for the three models on 2 cores shared with other
+jobs, decoding included) shows the length limit: test BLEU by source words 1-10 / 31-40 /
+>60: no attention (3000 steps) 67.2 / 18.7 / 14.8, attention (800) 92.7 / 93.6 / 93.8,
+Transformer (800) 99.3 / 97.7 / 94.4.
 """
 
 import json
