@@ -109,3 +109,19 @@ def test_study8_copy_rows_seeds_and_curriculum(tmp_path, data_dir):
     assert len(result["curves"]) == 2
     for curve in result["curves"]:
       assert len(curve) == len(result["curve_steps"]) == 40 and all(v > 0 for v in curve)
+
+
+def test_study8_reuses_a_program_only_with_its_own_settings(monkeypatch):
+  """A cached program is rerun when its own cell's recipe changes, not when another's does."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "study8", ROOT / "experiments" / "study8_long_lags.py")
+  study8 = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(study8)
+  before = {c: study8.signature("adding", c, 3000, (0, 1, 2), False, True) for c in ("irnn",
+                                                                                     "lstm")}
+  monkeypatch.setitem(study8.RECIPES["adding"]["cells"], "irnn", (1e-4, {}))
+  after = {c: study8.signature("adding", c, 3000, (0, 1, 2), False, True) for c in ("irnn",
+                                                                                    "lstm")}
+  assert after["lstm"] == before["lstm"] and after["irnn"] != before["irnn"]
+  assert study8.signature("adding", "lstm", 2000, (0, 1, 2), False, True) != before["lstm"]
