@@ -38,7 +38,7 @@ FAMILIES: dict[Callable, ModuleType] = {elman.step: elman, lstm.step: lstm, gru.
 # I=128, 2026-11-30). LSTM training: plain scan ahead or equal in all 7 readings at H=256
 # (fast / plain 0.92-1.00), equal at H=512; GRU training (torch variant): fast 0.88-0.91x
 # plain; elman: within +-10% either way, ahead in 3 of 5. The fast path saves GEMM time
-# (LSTM T128 H256: 42 vs 66 ms) but spends it on extra once-per-call work and launch (see
+# (LSTM T128 H256: 41 vs 62 ms) but spends it on extra once-per-call work and launch (see
 # README "Where the time goes"). In bfloat16 it ran 0.65x the plain scan (lstm), so
 # `unroll.scan` takes it by default only for other dtypes.
 AUTOMATIC = frozenset({elman.step})
@@ -173,8 +173,10 @@ def _sequence_fwd(spec, params, carry, xs, real):
 def _sequence_bwd(spec, residuals, cotangents):
   params, xs, (kept, v_inputs), layout = residuals
   d_carry_T, d_ys = cotangents
-  W = params["W"]
-  blocks = _weight_blocks(spec, params, d_carry_T, xs)
+  # The blocks W_k (as the forward pass multiplied by them) and their vjp, which places
+  # each dW_k into dW.
+  blocks, blocks_vjp = jax.vjp(
+      lambda W: _weight_blocks(spec, {**params, "W": W}, d_carry_T, xs), params["W"])
 
   def body(d_carry, step_in):
     kept_t, dy = step_in
@@ -188,7 +190,6 @@ def _sequence_bwd(spec, residuals, cotangents):
       body, d_carry_T, (kept, d_ys), reverse=True, unroll=spec.unroll)
 
   # dW_k = sum over t and b of v^T dP: one GEMM per block, placed into W by the blocks' vjp.
-  _, blocks_vjp = jax.vjp(lambda W: _weight_blocks(spec, {**params, "W": W}, d_carry0, xs), W)
   rows = lambda a: a.reshape(-1, a.shape[-1])  # [T, B, F] -> [T*B, F]: one 2-D GEMM
   (d_W,) = blocks_vjp([rows(v).T @ rows(dp) for v, dp in zip(v_inputs, d_products, strict=True)])
   _, project_vjp = jax.vjp(spec.family.project, params, rows(xs))
