@@ -77,8 +77,9 @@ def jax_profile(cell_name: str, fused: bool, B: int, T: int, I: int, H: int) -> 
     trace = json.load(gzip.open(path))
   events = [e for e in trace["traceEvents"] if e.get("ph") == "X"]
   calls = collections.Counter(e["name"] for e in events)
-  bookkeeping = ("ThunkExecutor", "SlinkyThreadPool", "$", "PjRt", "Execute")
-  thunks = [e for e in events if not e["name"].startswith(bookkeeping)]
+  # Runtime bookkeeping (ThunkExecutor::, ThreadpoolListener::, PjRt...::, Python "$..."
+  # frames) has qualified names; thunks are named after their HLO ops ("ynn_fusion.2").
+  thunks = [e for e in events if "::" not in e["name"] and not e["name"].startswith("$")]
   kinds = collections.Counter()
   for e in thunks:
     gemm = e["name"].startswith(("ynn_fusion", "dot"))
