@@ -55,7 +55,7 @@ def _jax_layers(case: dict, cell_name: str) -> dict[str, Callable]:
     carries["flax OptimizedLSTMCell"] = lambda p, batch: (
         _zeros(case, case["H"], batch[0]), _zeros(case, case["H"], batch[0]))
     if case["gpu"]:
-      from seqlab import cudnn
+      from seqlab.unroll import cudnn
       layers["seqlab cuDNN"] = lambda p, h, xs: cudnn.lstm(p, h, xs)
       inits["seqlab cuDNN"] = cell.init
       carries["seqlab cuDNN"] = lstm.initial_carry

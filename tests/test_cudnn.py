@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqlab import cells, cudnn, unroll
+from seqlab import cells, unroll
+from seqlab.unroll import cudnn
 
 B, T, I, H = 3, 5, 4, 6
 

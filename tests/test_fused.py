@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqlab import cells, fused, unroll
+from seqlab import cells, unroll
+from seqlab.unroll import fused
 
 B, T, I, H = 3, 6, 4, 5
 LENGTHS = jnp.array([6, 3, 1])

@@ -1,4 +1,6 @@
-"""Unrolling a cell over time: the unfolded computational graph as `jax.lax.scan`.
+"""The plain scan backend, and the time-axis helpers every backend shares.
+
+Unrolling a cell over time: the unfolded computational graph as `jax.lax.scan`.
 
     h_t = step(h_{t-1}, x_t; theta)   for t = 1..T, the same theta at every step
 
@@ -12,8 +14,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-
-from seqlab import fused as fused_path
 
 Array = jax.Array
 Step = Callable[[Any, Any, Any], tuple[Any, Any]]
@@ -76,48 +76,11 @@ def scan(
     reverse: bool = False,
     unroll: int = 1,
     return_carries: bool = False,
-    fused: bool | None = None,
 ):
-  """Run `step` over time: returns (final_carry, ys) or (final_carry, ys, carries).
-
-  Args:
-    step: a pure cell step `(params, carry, x_t) -> (carry, y_t)`.
-    params: the parameters, shared by every time step.
-    carry: the initial state h_0, leaves [B, ...].
-    xs: inputs [B, T, ...] (any pytree of such arrays).
-    lengths: optional [B] int lengths. Steps t >= lengths[b] are padding: they leave
-      the carry unchanged and output zeros, so each row gives exactly what its
-      sequence gives alone.
-    reverse: run from the last real step to the first (with lengths, each sequence
-      is reversed within its own length); outputs stay at their original positions.
-    unroll: how many steps `lax.scan` unrolls per loop iteration.
-    return_carries: also return every step's carry h_1..h_T, leaves [B, T, ...].
-    fused: None (default): the cell's whole-sequence fast path (`seqlab.fused`; same
-      values and gradients, dW as one GEMM) where it is the default (elman;
-      `fused.AUTOMATIC`) and the inputs are not bfloat16 (there it ran 0.65x the plain
-      scan); True: wherever one exists (lstm, gru, bfloat16 too); False: the plain scan.
-      Either way only when return_carries is False.
-
-  Returns:
-    The final carry, the outputs ys [B, T, ...], and the carries if asked.
-  """
+  """`seqlab.unroll.scan` on the plain `jax.lax.scan` of `step` (same arguments)."""
   if lengths is not None and reverse:
     xs = reverse_within_lengths(xs, lengths)
   xs_t = time_major(xs)
-  bf16 = any(leaf.dtype == jnp.bfloat16 for leaf in jax.tree.leaves(xs))
-  use = fused is True or (fused is None and not bf16)
-  run = fused_path.runner(step, unroll, automatic=fused is None) if use and not return_carries \
-      else None
-  if run is not None:
-    real = None if lengths is None else length_mask(lengths, num_steps(xs)).T
-    flip = (lambda t: jax.tree.map(lambda a: jnp.flip(a, 0), t)) if reverse and lengths is None \
-        else (lambda t: t)
-    carry, ys = run(params, carry, flip(xs_t), real)
-    ys = batch_major(flip(ys))
-    if lengths is not None and reverse:
-      ys = reverse_within_lengths(ys, lengths)
-    return carry, ys
-
   if lengths is None:
     def body(h, x_t):
       h, y = step(params, h, x_t)

@@ -1,0 +1,160 @@
+"""Unrolling a cell over time, and every way seqlab can run a sequence: one dispatch point.
+
+    h_t = step(h_{t-1}, x_t; theta)   for t = 1..T, the same theta at every step
+
+Public arrays are batch-major, xs: [batch, time, ...]. Differentiating through `scan` with
+`jax.grad` is backpropagation through time; truncated BPTT lives in `seqlab.tbptt`.
+
+The backends (`scan(..., backend=...)`, `--config.model.backend`), each in its own module:
+
+    scan    `jax.lax.scan` of cell.step (plain.py): any cell, any device, lengths, reverse,
+            every step's carry. For elman (fused.AUTOMATIC) the same scan with a
+            whole-sequence custom_vjp that forms dW as one GEMM (fused.py; fused=True
+            forces it for lstm and gru too).
+    onednn  oneDNN's fused RNN primitive, one FFI call per sequence each way (onednn.py):
+            CPU; standard lstm, gru (both variants), elman tanh/relu; float32, bfloat16;
+            vmappable. No lengths, no return_carries.
+    cudnn   cuDNN's LSTM (cudnn.py): CUDA GPU, standard lstm, float32, forward direction,
+            no vmap.
+    auto    (default) onednn on CPU wherever `onednn.support` allows, else the scan.
+"""
+
+import functools
+from typing import Any
+
+import jax
+
+from seqlab.cells import lstm
+from seqlab.unroll import cudnn, onednn, plain
+from seqlab.unroll import fused as fused_path
+from seqlab.unroll.plain import (
+    Array,
+    Step,
+    batch_major,
+    length_mask,
+    num_steps,
+    reverse_within_lengths,
+    shift_right,
+    time_major,
+)
+
+BACKENDS = ("auto", "scan", "onednn", "cudnn")
+_said: set[str] = set()
+
+
+def say_once(message: str) -> None:
+  """Print `message` the first time this process is told it (paths are chosen at trace time,
+  which can happen many times)."""
+  if message not in _said:
+    _said.add(message)
+    print(message, flush=True)
+
+
+def choose(step: Step, params: Any, carry: Any, xs: Any, lengths: Array | None = None,
+           reverse: bool = False, return_carries: bool = False, fused: bool | None = None,
+           backend: str = "auto") -> tuple[str, str | None]:
+  """(the backend that runs this sequence, why not oneDNN where auto did not take it).
+
+  Raises ValueError naming the reason when a forced backend cannot run it.
+  """
+  if backend not in BACKENDS:
+    raise ValueError(f"unknown recurrent backend {backend!r}; known: {list(BACKENDS)}")
+  if backend == "scan" or (backend == "auto" and fused is not None):
+    return "scan", None
+  if backend == "cudnn":
+    func = step.func if isinstance(step, functools.partial) else step
+    if func is not lstm.step or reverse or return_carries:
+      raise ValueError("backend='cudnn' runs a forward LSTM layer only (cell='lstm', no "
+                       "reverse, no return_carries)")
+    return "cudnn", None
+  why = onednn.support(step, params, carry, xs, lengths, return_carries)
+  if backend == "onednn" and why is not None:
+    raise ValueError(f"backend='onednn' cannot run this layer: {why}")
+  if backend == "auto" and jax.default_backend() != "cpu":
+    return "scan", f"JAX's backend is {jax.default_backend()!r}"
+  return ("onednn", None) if why is None else ("scan", why)
+
+
+def describe(name: str, step: Step, params: Any, carry: Any, xs: Any,
+             lengths: Array | None = None, reverse: bool = False,
+             return_carries: bool = False, backend: str = "auto") -> str:
+  """One line saying which backend runs layer `name`, and why not oneDNN if not."""
+  path, why = choose(step, params, carry, xs, lengths, reverse, return_carries, None, backend)
+  if path == "onednn":
+    cell, _ = onednn._cell(step, params)
+    return f"{name}: oneDNN fused {onednn.CELL_NAMES[cell]} (backend={backend})"
+  if path == "cudnn":
+    return f"{name}: cuDNN LSTM (backend=cudnn)"
+  return f"{name}: scan (backend={backend}" + (f"; not oneDNN: {why})" if why else ")")
+
+
+def scan(
+    step: Step,
+    params: Any,
+    carry: Any,
+    xs: Any,
+    lengths: Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    return_carries: bool = False,
+    fused: bool | None = None,
+    backend: str = "auto",
+):
+  """Run `step` over time: returns (final_carry, ys) or (final_carry, ys, carries).
+
+  Args:
+    step: a pure cell step `(params, carry, x_t) -> (carry, y_t)`.
+    params: the parameters, shared by every time step.
+    carry: the initial state h_0, leaves [B, ...].
+    xs: inputs [B, T, ...] (any pytree of such arrays).
+    lengths: optional [B] int lengths. Steps t >= lengths[b] are padding: they leave
+      the carry unchanged and output zeros, so each row gives exactly what its
+      sequence gives alone.
+    reverse: run from the last real step to the first (with lengths, each sequence
+      is reversed within its own length); outputs stay at their original positions.
+    unroll: how many steps `lax.scan` unrolls per loop iteration (scan backend).
+    return_carries: also return every step's carry h_1..h_T, leaves [B, T, ...].
+    fused: the scan's gradient schedule; giving it (True or False) selects the scan.
+      None: the whole-sequence fast path (`fused`) where it is the default (elman;
+      `fused.AUTOMATIC`) and the inputs are not bfloat16 (there it ran 0.65x the plain
+      scan); True: wherever one exists (lstm, gru, bfloat16 too); False: the plain scan.
+      Either way only when return_carries is False.
+    backend: one of BACKENDS (see the module docstring); "auto" takes oneDNN on CPU wherever
+      it can run the cell and its options.
+
+  Returns:
+    The final carry, the outputs ys [B, T, ...], and the carries if asked.
+  """
+  path, why = choose(step, params, carry, xs, lengths, reverse, return_carries, fused, backend)
+  if why is not None and why == onednn.unavailable():
+    say_once(f"seqlab: oneDNN's RNN backend is unavailable ({why}); recurrent layers run on "
+             "the scan")
+  if path == "onednn":
+    flip = (lambda a: a[::-1]) if reverse else (lambda a: a)
+    carry, ys = onednn.run(step, params, carry, flip(time_major(xs)))
+    return carry, batch_major(flip(ys))
+  if path == "cudnn":
+    return cudnn.lstm(params, carry, xs, lengths)
+  bf16 = any(leaf.dtype == jax.numpy.bfloat16 for leaf in jax.tree.leaves(xs))
+  use = fused is True or (fused is None and not bf16)
+  run = fused_path.runner(step, unroll, automatic=fused is None) if use and not return_carries \
+      else None
+  if run is None:
+    return plain.scan(step, params, carry, xs, lengths, reverse, unroll, return_carries)
+  if lengths is not None and reverse:
+    xs = reverse_within_lengths(xs, lengths)
+  real = None if lengths is None else length_mask(lengths, num_steps(xs)).T
+  flip = (lambda t: jax.tree.map(lambda a: jax.numpy.flip(a, 0), t)) if reverse and \
+      lengths is None else (lambda t: t)
+  carry, ys = run(params, carry, flip(time_major(xs)), real)
+  ys = batch_major(flip(ys))
+  if lengths is not None and reverse:
+    ys = reverse_within_lengths(ys, lengths)
+  return carry, ys
+
+
+__all__ = [
+    "BACKENDS", "batch_major", "choose", "cudnn", "describe", "fused_path", "length_mask",
+    "num_steps", "onednn", "plain", "reverse_within_lengths", "say_once", "scan",
+    "shift_right", "time_major",
+]
