@@ -28,6 +28,7 @@ def get_config(arg: str | None = None):
   c.model.name = "rnn_lm"
   c.model.cell = "lstm"
   c.model.cell_options = {}
+  c.model.backend = "auto"  # auto | scan | onednn | cudnn (seqlab.unroll)
   c.model.hidden_size = 256
   c.model.embed_size = 128
   c.model.vocab_size = placeholder(int)  # fixed by the data

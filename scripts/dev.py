@@ -38,6 +38,8 @@ def ensure_venv() -> None:
   pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
   subprocess.run([*pip, "--upgrade", "pip"], check=True)
   subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+  # Compile oneDNN's RNN handler once now; without a compiler the scan runs, and this says why.
+  subprocess.run([str(PYTHON), "-m", "seqlab.unroll.onednn"], cwd=ROOT, check=False)
   STAMP.write_text(digest)
 
 

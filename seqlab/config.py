@@ -61,7 +61,7 @@ def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
   m.name, m.pattern = "rnn", pattern
   m.cell, m.cell_options = cell_preset(cell)
   m.hidden_size = hidden_size
-  m.backend = "scan"  # "cudnn": the LSTM layer through cuDNN, single runs on a CUDA GPU
+  m.backend = "auto"  # auto | scan | onednn | cudnn: how the recurrent layer runs (seqlab.unroll)
   if embed_size is not None:
     m.embed_size = embed_size
     m.vocab_size = config_dict.placeholder(int)  # fixed by the data

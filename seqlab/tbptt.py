@@ -24,6 +24,7 @@ from seqlab import unroll
 
 Array = jax.Array
 StepLoss = Callable[[Any, Any, Any], Array]  # (params, y_t, target_t) -> scalar
+Sequence = Callable[[Any, Any, Any], tuple[Any, Any]]  # (params, carry, xs) -> (carry, ys)
 
 
 class TBPTTState(NamedTuple):
@@ -56,14 +57,25 @@ def chunk_loss(
     targets: Any,
     k1: int,
     k2: int,
+    sequence: Sequence | None = None,
 ) -> tuple[Array, TBPTTState]:
   """Sum of the k1 chunk losses with gradients truncated at k2 steps, and the next state.
 
   xs and targets are batch-major [B, k1, ...]; the result is differentiable in params.
+  `sequence(params, carry, xs) -> (carry, ys [B, k1, ...])`, optional, runs `step` over the
+  whole chunk at once (a model's recurrent layer through its backend, oneDNN's included).
+  It is used where that is exact, k2 = k1: the window is the chunk and only the state
+  entering it is cut. k2 > k1 (a history before the chunk, masked at a stream's start) and
+  k2 < k1 (cuts inside the chunk) run `step` by step.
   """
   _check(k1, k2)
   if unroll.num_steps(xs) != k1:
     raise ValueError(f"a truncated-BPTT chunk has k1={k1} steps, got {unroll.num_steps(xs)}")
+  if sequence is not None and k2 == k1:
+    carry, ys = sequence(params, jax.lax.stop_gradient(state.carry), xs)
+    losses = jax.vmap(step_loss, in_axes=(None, 0, 0))(
+        params, unroll.time_major(ys), unroll.time_major(targets))
+    return losses.sum(), state._replace(carry=jax.lax.stop_gradient(carry))
   P = max(0, k2 - k1)
   window = jax.tree.map(lambda h, x: jnp.concatenate([h, x], axis=1), state.history, xs)
   real = jnp.concatenate([state.history_real, jnp.ones((k1,), bool)])

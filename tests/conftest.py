@@ -6,6 +6,10 @@ import shutil
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Two xdist workers share the two cores: one OpenMP thread each for oneDNN's RNN primitives
+# (seqlab.unroll.onednn). With two each, a worker whose thread is descheduled stalls the
+# other's per-step barriers: calls ran 20-400x slower and the suite took twice as long.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Many tests start `python -m seqlab.main` (or a study) several times with one config (train,
 # then kill and resume, complete, sample): a compilation cache shared by the xdist workers and

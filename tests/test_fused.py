@@ -126,15 +126,16 @@ def test_runner_finds_only_the_families_with_a_fast_path():
 
 
 def test_only_elman_takes_the_fast_path_by_default(monkeypatch):
-  """By default (fused=None) gru and lstm keep the plain scan (their training steps measured
-  slower or equal fused); elman takes the fast path; fused=True forces it for every one."""
+  """On the scan backend by default (fused=None) gru and lstm keep the plain scan (their
+  training steps measured slower or equal fused); elman takes the fast path; fused=True
+  forces it for every one."""
   calls = []
   real = fused._sequence
   monkeypatch.setattr(fused, "_sequence", lambda *a: calls.append(1) or real(*a))
   for name, default in (("gru", False), ("lstm", False), ("elman", True)):
     cell, params, h0, xs = _setup(name, {})
     calls.clear()
-    unroll.scan(cell.step, params, h0, xs)
+    unroll.scan(cell.step, params, h0, xs, backend="scan")
     assert bool(calls) == default, name
     calls.clear()
     unroll.scan(cell.step, params, h0, xs, fused=True)
@@ -147,7 +148,7 @@ def test_bfloat16_inputs_take_the_plain_scan_by_default(monkeypatch):
   monkeypatch.setattr(fused, "_sequence", lambda *a: calls.append(1) or real(*a))
   cell, params, h0, xs = _setup("elman", {})
   cast = lambda t: jax.tree.map(lambda a: a.astype(jnp.bfloat16), t)
-  unroll.scan(cell.step, cast(params), cast(h0), cast(xs))
+  unroll.scan(cell.step, cast(params), cast(h0), cast(xs), backend="scan")
   assert not calls
   unroll.scan(cell.step, cast(params), cast(h0), cast(xs), fused=True)
   assert calls

@@ -11,10 +11,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqlab import cells, cudnn, unroll
+from seqlab import cells, unroll
 
 Array = jax.Array
-BACKENDS = ("scan", "cudnn")
+BACKENDS = unroll.BACKENDS
 
 
 def cast_floats(tree: Any, dtype: Any) -> Any:
@@ -34,8 +34,9 @@ class Recurrent(nn.Module):
     reverse: run from the last real step to the first (see `unroll.scan`).
     unroll: `lax.scan` unroll factor.
     dtype: computation dtype (params are stored in float32 and cast).
-    backend: "scan" (`unroll.scan`, its fast path included) or "cudnn" (the standard LSTM
-      through cuDNN on a CUDA GPU, `seqlab.cudnn`; not vmappable: sweeps use "scan").
+    backend: one of `unroll.BACKENDS`: "auto" (oneDNN on CPU where the cell allows, else the
+      scan), "scan", "onednn" or "cudnn" (see `seqlab.unroll`); the first trace prints
+      which one runs the layer.
   """
 
   cell: str
@@ -44,7 +45,7 @@ class Recurrent(nn.Module):
   reverse: bool = False
   unroll: int = 1
   dtype: Any = jnp.float32
-  backend: str = "scan"
+  backend: str = "auto"
 
   def make_cell(self) -> cells.Cell:
     """The pure cell with this layer's options bound."""
@@ -65,16 +66,11 @@ class Recurrent(nn.Module):
     if carry is None:
       carry = cell.initial_carry(params, jax.tree.leaves(xs)[0].shape[:1])
     carry = cast_floats(carry, self.dtype)
-    if self.backend not in BACKENDS:
-      raise ValueError(f"unknown recurrent backend {self.backend!r}; known: {list(BACKENDS)}")
-    if self.backend == "cudnn":
-      if self.cell != "lstm" or self.reverse or return_carries:
-        raise ValueError("backend='cudnn' runs a forward LSTM layer only (cell='lstm', no "
-                         f"reverse, no return_carries); got cell={self.cell!r}")
-      return cudnn.lstm(params, carry, xs, lengths)
-    return unroll.scan(
-        cell.step, params, carry, xs, lengths, self.reverse, self.unroll, return_carries
-    )
+    name = f"layer {'/'.join(self.scope.path) or self.name} ({self.cell}, H={self.hidden_size})"
+    unroll.say_once("seqlab: " + unroll.describe(name, cell.step, params, carry, xs, lengths,
+                                                 self.reverse, return_carries, self.backend))
+    return unroll.scan(cell.step, params, carry, xs, lengths, self.reverse, self.unroll,
+                       return_carries, backend=self.backend)
 
   def _params(self) -> Any:
     """The cell's params (created by `__call__` at init), in the computation dtype."""

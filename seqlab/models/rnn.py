@@ -46,7 +46,7 @@ class RNN(nn.Module):
   embed_size: int = 32
   unroll: int = 1
   dtype: Any = jnp.float32
-  backend: str = "scan"  # or "cudnn": the LSTM layer through cuDNN (see Recurrent)
+  backend: str = "auto"  # auto | scan | onednn | cudnn (see seqlab.unroll)
 
   def setup(self):
     if self.pattern not in PATTERNS:
@@ -89,6 +89,14 @@ class RNN(nn.Module):
     steps = prev_tokens.shape[1]
     tiled = jnp.repeat(context[:, None].astype(self.dtype), steps, axis=1)
     return jnp.concatenate([tiled, self.embed(prev_tokens)], axis=-1)
+
+  def run(self, carry: Any, inputs: Array) -> tuple[Any, Array]:
+    """(final carry, logits [B, T, O]) of many_to_many from `carry`: `step` over the inputs
+    at once, the recurrent layer through its backend (truncated BPTT's whole window)."""
+    if self.pattern != "many_to_many":
+      raise ValueError(f"RNN.run drives many_to_many, not {self.pattern!r}")
+    carry, hs = self.recurrent(self._inputs(inputs), carry=carry)
+    return carry, self.output(hs)
 
   def start(self, batch_size: int | None = None, context: Array | None = None) -> Any:
     """The carry before the first step: h_0, and for one_to_many the context [B, F] it reads."""

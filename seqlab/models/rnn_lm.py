@@ -55,12 +55,14 @@ class RNNLM(nn.Module):
   num_classes: int = 0
   class_binning: str = "size"
   dtype: Any = jnp.float32
+  backend: str = "auto"  # auto | scan | onednn | cudnn (see seqlab.unroll)
 
   def setup(self):
     if self.head not in HEADS:
       raise ValueError(f"unknown head {self.head!r}; known heads: {list(HEADS)}")
     self.embed = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype)
-    self.recurrent = Recurrent(self.cell, self.hidden_size, self.cell_options, dtype=self.dtype)
+    self.recurrent = Recurrent(self.cell, self.hidden_size, self.cell_options, dtype=self.dtype,
+                               backend=self.backend)
     if self.head == "hierarchical":
       if self.counts is None:
         raise ValueError("the hierarchical head needs unigram counts to bin words into classes")
@@ -83,6 +85,10 @@ class RNNLM(nn.Module):
   def start(self, batch_size: int) -> Any:
     """h_0 for a batch driven step by step."""
     return self.recurrent.initial_carry(batch_size)
+
+  def hidden_run(self, carry: Any, tokens: Array) -> tuple[Any, Array]:
+    """(final carry, h [B, T, H]) from `carry`: `hidden_step` over the tokens at once."""
+    return self.recurrent(self.embed(tokens), carry=carry)
 
   def hidden_step(self, carry: Any, tokens: Array) -> tuple[Any, Array]:
     """(h_{t-1}, w_t [B]) -> (h_t, h_t): the recurrent step without the head."""

@@ -58,6 +58,10 @@ class LanguageModel(base.ProblemBase):
     here the logits (a word LM's head scores its hidden state instead)."""
     return self._step(params, carry, token)
 
+  def _train_sequence(self, params, carry, tokens):
+    """`_train_step` over a whole window at once: (carry, tokens [B, T]) -> (carry, logits)."""
+    return self.model.apply(params, carry, tokens, method="run")
+
   def _step_loss(self, rng):
     """step_loss(params, logits, target) of truncated BPTT (rng: training, None: evaluation)."""
     del rng
@@ -89,7 +93,8 @@ class LanguageModel(base.ProblemBase):
       fresh = self.init_extra(params, batch)
       extra = jax.tree.map(lambda f, e: jnp.where(batch["reset"], f, e), fresh, extra)
     total, extra = tbptt.chunk_loss(self._train_step, self._step_loss(rng), params, extra,
-                                    batch["inputs"], batch["targets"], k1, self._k2(k1))
+                                    batch["inputs"], batch["targets"], k1, self._k2(k1),
+                                    self._train_sequence)
     return total / k1, extra
 
   def loss(self, params, batch, rng, extra, step):

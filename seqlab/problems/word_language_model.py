@@ -38,6 +38,10 @@ class WordLanguageModel(LanguageModel):
     """(carry, token) -> (carry, h_t): the head scores h_t in `_step_loss`."""
     return self.model.bind(params).hidden_step(carry, token)
 
+  def _train_sequence(self, params, carry, tokens):
+    """`_train_step` over a whole window: (carry, tokens) -> (carry, h [B, T, H])."""
+    return self.model.apply(params, carry, tokens, method="hidden_run")
+
   def _step_loss(self, rng):
     """The head's training loss with the window's key, or the exact nll (rng None)."""
     def step_loss(params, h, target):

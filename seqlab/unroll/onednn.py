@@ -51,7 +51,7 @@ DTYPES = (jnp.float32, jnp.bfloat16)
 _FORWARD, _BACKWARD = "seqlab_onednn_rnn_forward", "seqlab_onednn_rnn_backward"
 
 
-class Unavailable(RuntimeError):
+class UnavailableError(RuntimeError):
   """oneDNN's RNN path cannot run on this machine; the message says why in one line."""
 
 
@@ -86,13 +86,13 @@ def build() -> Path:
   """The compiled handler library (built now if this machine has none cached)."""
   prefix = _onednn_prefix()
   if prefix is None:
-    raise Unavailable("oneDNN is not installed (pip install onednn-cpu-gomp==2023.2.0 "
+    raise UnavailableError("oneDNN is not installed (pip install onednn-cpu-gomp==2023.2.0 "
                       "onednn-devel-cpu-gomp==2023.2.0)")
   cxx = _compiler()
   if cxx is None:
-    raise Unavailable("no C++ compiler found to build the oneDNN handler (install g++, or set "
+    raise UnavailableError("no C++ compiler found to build the oneDNN handler (install g++, or set "
                       "CXX)")
-  command = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", str(SOURCE),
+  command = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-w", str(SOURCE),
              f"-I{jax.ffi.include_dir()}", f"-I{prefix / 'include'}", f"-L{prefix / 'lib'}",
              "-l:libdnnl.so.3", f"-Wl,-rpath,{prefix / 'lib'}"]
   key = "\n".join([SOURCE.read_text(), jax.__version__, str(prefix), *command])
@@ -106,23 +106,23 @@ def build() -> Path:
     if result.returncode != 0:
       first = next((line for line in result.stderr.splitlines() if "error" in line),
                    result.stderr.strip()[:200])
-      raise Unavailable(f"building the oneDNN handler with {cxx} failed: {first}")
+      raise UnavailableError(f"building the oneDNN handler with {cxx} failed: {first}")
     os.replace(built, target)  # atomic: concurrent builders each leave a whole file
   return target
 
 
 @functools.cache
 def _library() -> Any:
-  """The loaded handler library with its FFI targets registered (raises Unavailable)."""
+  """The loaded handler library with its FFI targets registered (raises UnavailableError)."""
   import ctypes
 
   if jax.default_backend() != "cpu":
-    raise Unavailable(f"oneDNN runs on CPU; JAX's default backend here is "
+    raise UnavailableError(f"oneDNN runs on CPU; JAX's default backend here is "
                       f"{jax.default_backend()!r}")
   try:
     lib = ctypes.CDLL(str(build()))
   except OSError as e:
-    raise Unavailable(f"the oneDNN handler does not load: {e}") from None
+    raise UnavailableError(f"the oneDNN handler does not load: {e}") from None
   lib.seqlab_onednn_workspace_bytes.restype = ctypes.c_int64
   lib.seqlab_onednn_workspace_bytes.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int]
   lib.seqlab_onednn_error.restype = ctypes.c_char_p
@@ -136,20 +136,20 @@ def unavailable() -> str | None:
   """None where the oneDNN path can run here, else the reason in one line."""
   try:
     _library()
-  except Unavailable as e:
+  except UnavailableError as e:
     return str(e)
   return None
 
 
 @functools.cache
 def _workspace_bytes(cell: int, T: int, N: int, I: int, H: int, bf16: bool) -> int:
-  """Bytes of one member's training workspace; raises Unavailable where oneDNN has no
+  """Bytes of one member's training workspace; raises UnavailableError where oneDNN has no
   implementation (bfloat16 on a CPU without it, say)."""
   lib = _library()
   size = lib.seqlab_onednn_workspace_bytes(cell, T, N, I, H, int(bf16))
   if size < 0:
     dtype = "bfloat16" if bf16 else "float32"
-    raise Unavailable(f"oneDNN has no {dtype} {CELL_NAMES[cell]} here: "
+    raise UnavailableError(f"oneDNN has no {dtype} {CELL_NAMES[cell]} here: "
                       f"{lib.seqlab_onednn_error().decode()}")
   return -(-size // 64) * 64  # members' workspaces stay 64-byte aligned
 
@@ -233,7 +233,7 @@ def support(step: Callable, params: Any, carry: Any, xs: Any, lengths: Any = Non
   B, T, I = leaves[0].shape
   try:
     _workspace_bytes(cell[0], T, B, I, params["W"].shape[0], dtype == jnp.bfloat16)
-  except Unavailable as e:
+  except UnavailableError as e:
     return str(e)
   return None
 
@@ -298,4 +298,18 @@ def run(step: Callable, params: dict, carry: Any, xs_t: Array) -> tuple[Any, Arr
   return final, ys
 
 
-__all__ = ["Unavailable", "build", "cache_dir", "run", "support", "unavailable"]
+__all__ = ["UnavailableError", "build", "cache_dir", "run", "support", "unavailable"]
+
+
+def main() -> int:
+  """`python -m seqlab.unroll.onednn`: build the handler now (if needed) and say where it is."""
+  why = unavailable()
+  if why is not None:
+    print(f"oneDNN backend unavailable: {why}")
+    return 1
+  print(f"oneDNN backend ready: {build()}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -205,6 +205,35 @@ Sizes SizesOf(const ffi::AnyBuffer& x, const ffi::AnyBuffer& h0, int64_t cell) {
   return {key, members};
 }
 
+// body(m, stream) for every member m. Several members run in parallel on OpenMP's threads,
+// one member per thread (oneDNN runs single-threaded inside a parallel region): a population
+// of small layers keeps both cores busy without the per-step synchronisation of splitting
+// one small GEMM over them.
+// (A single member runs outside any parallel region: inside even a one-thread region,
+// oneDNN's own parallel regions would be nested ones, whose threads GNU OpenMP creates anew
+// at every step.)
+template <typename Body>
+ffi::Error ForEachMember(int64_t members, const Body& body) {
+  std::string error;
+  auto run = [&](int64_t m) {
+    try {
+      dnnl::stream stream(Engine());
+      body(m, stream);
+      stream.wait();
+    } catch (const dnnl::error& e) {
+#pragma omp critical
+      error = e.what();
+    }
+  };
+  if (members == 1) {
+    run(0);
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < members; ++m) run(m);
+  }
+  return error.empty() ? ffi::Error::Success() : Fail(error);
+}
+
 ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi::AnyBuffer wx,
                        ffi::AnyBuffer wh, ffi::AnyBuffer bias, ffi::Result<ffi::AnyBuffer> y,
                        ffi::Result<ffi::AnyBuffer> hT, ffi::Result<ffi::AnyBuffer> cT,
@@ -213,8 +242,7 @@ ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, f
     auto [key, members] = SizesOf(x, h0, cell);
     Plan& p = GetPlan(key);
     const ForwardPd& pd = training ? p.training_pd : p.inference_pd;
-    dnnl::stream stream(Engine());
-    for (int64_t m = 0; m < members; ++m) {
+    return ForEachMember(members, [&](int64_t m, dnnl::stream& stream) {
       memory wx_user = Wrap(p.s.wx, At(wx, 3, m)), wh_user = Wrap(p.s.wh, At(wh, 3, m));
       memory wx_mem = AsLayout(stream, wx_user, pd.weights_layer_desc());
       memory wh_mem = AsLayout(stream, wh_user, pd.weights_iter_desc());
@@ -234,12 +262,10 @@ ffi::Error ForwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, f
       args[DNNL_ARG_SCRATCHPAD] = Scratchpad(pd);
       if (training) args[DNNL_ARG_WORKSPACE] = Wrap(pd.workspace_desc(), At(*workspace, 1, m));
       (training ? p.training : p.inference).execute(stream, args);
-    }
-    stream.wait();
+    });
   } catch (const dnnl::error& e) {
     return Fail(e.what());
   }
-  return ffi::Error::Success();
 }
 
 ffi::Error BackwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, ffi::AnyBuffer wx,
@@ -254,8 +280,7 @@ ffi::Error BackwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, 
     auto [key, members] = SizesOf(x, h0, cell);
     Plan& p = GetPlan(key);
     const BackwardPd& pd = p.backward_pd;
-    dnnl::stream stream(Engine());
-    for (int64_t m = 0; m < members; ++m) {
+    return ForEachMember(members, [&](int64_t m, dnnl::stream& stream) {
       memory wx_mem = AsLayout(stream, Wrap(p.s.wx, At(wx, 3, m)), pd.weights_layer_desc());
       memory wh_mem = AsLayout(stream, Wrap(p.s.wh, At(wh, 3, m)), pd.weights_iter_desc());
       // The primitive adds into the weight gradients: start them at zero.
@@ -294,12 +319,10 @@ ffi::Error BackwardImpl(ffi::AnyBuffer x, ffi::AnyBuffer h0, ffi::AnyBuffer c0, 
       p.backward.execute(stream, args);
       if (!dwx_direct) dnnl::reorder(dwx_mem, dwx_user).execute(stream, dwx_mem, dwx_user);
       if (!dwh_direct) dnnl::reorder(dwh_mem, dwh_user).execute(stream, dwh_mem, dwh_user);
-    }
-    stream.wait();
+    });
   } catch (const dnnl::error& e) {
     return Fail(e.what());
   }
-  return ffi::Error::Success();
 }
 
 }  // namespace
