@@ -11,7 +11,7 @@ MatMul = Callable[[Array, Array], Array]
 
 def matmul(v: Array, W: Array) -> Array:
   """v @ W. Cells compute every product with a recurrent weight through their `matmul`
-  argument (this by default), so `seqlab.fused` can save the products of the forward
+  argument (this by default), so `seqlab.unroll.fused` can save the products of the forward
   pass and form dW as one GEMM over all steps."""
   return v @ W
 

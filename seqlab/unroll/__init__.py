@@ -141,16 +141,7 @@ def scan(
       else None
   if run is None:
     return plain.scan(step, params, carry, xs, lengths, reverse, unroll, return_carries)
-  if lengths is not None and reverse:
-    xs = reverse_within_lengths(xs, lengths)
-  real = None if lengths is None else length_mask(lengths, num_steps(xs)).T
-  flip = (lambda t: jax.tree.map(lambda a: jax.numpy.flip(a, 0), t)) if reverse and \
-      lengths is None else (lambda t: t)
-  carry, ys = run(params, carry, flip(time_major(xs)), real)
-  ys = batch_major(flip(ys))
-  if lengths is not None and reverse:
-    ys = reverse_within_lengths(ys, lengths)
-  return carry, ys
+  return fused_path.scan(run, params, carry, xs, lengths, reverse)
 
 
 __all__ = [

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from seqlab.cells import common, elman, gru, lstm
+from seqlab.unroll import plain
 
 Array = jax.Array
 
@@ -219,3 +220,18 @@ def runner(step: Callable, unroll: int = 1, automatic: bool = False) -> Callable
   if family is None or (automatic and func not in AUTOMATIC):
     return None
   return functools.partial(_sequence, _Spec(family, tuple(sorted(options.items())), unroll))
+
+
+def scan(run: Callable, params, carry, xs, lengths=None, reverse: bool = False):
+  """`unroll.scan`'s (carry, ys) through `run = runner(step)`: batch-major xs, lengths and
+  reverse handled as the plain scan handles them."""
+  if lengths is not None and reverse:
+    xs = plain.reverse_within_lengths(xs, lengths)
+  real = None if lengths is None else plain.length_mask(lengths, plain.num_steps(xs)).T
+  flip = (lambda t: jax.tree.map(lambda a: jnp.flip(a, 0), t)) if reverse and lengths is None \
+      else (lambda t: t)
+  carry, ys = run(params, carry, flip(plain.time_major(xs)), real)
+  ys = plain.batch_major(flip(ys))
+  if lengths is not None and reverse:
+    ys = plain.reverse_within_lengths(ys, lengths)
+  return carry, ys
