@@ -1,7 +1,10 @@
 """Configs as the command line makes them, and tiny in-process runs (tests only)."""
 
+import importlib.util
 import json
 from pathlib import Path
+
+from absl import flags
 
 from seqlab import config as base
 from seqlab.train import modes
@@ -38,3 +41,20 @@ def train_and_check(run: tuple, workdir: Path, data_dir) -> list[float]:
   for name in ("config.json", "learning_curves.png", "checkpoints"):
     assert (workdir / name).exists(), name
   return losses
+
+
+_EXPERIMENT_FLAGS: set[str] = set()  # absl flags defined by experiments loaded so far
+
+
+def load_experiment(name: str):
+  """experiments/<name>.py as a module. Experiments define absl flags when imported, several
+  the same ones (data_dir), so the flags an earlier load defined are dropped first: two
+  studies can load in one test process (xdist puts any two tests in one)."""
+  for flag in _EXPERIMENT_FLAGS & set(flags.FLAGS):
+    delattr(flags.FLAGS, flag)
+  before = set(flags.FLAGS)
+  spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  _EXPERIMENT_FLAGS.update(set(flags.FLAGS) - before)
+  return module

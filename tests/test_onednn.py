@@ -154,6 +154,12 @@ def test_what_onednn_lacks_runs_on_the_scan_and_says_why(name):
     unroll.scan(cell.step, params, carry, xs, backend="onednn", **kwargs)
 
 
+def test_a_single_step_runs_on_the_scan():
+  cell, params, carry, xs = _setup("lstm", {})
+  path, why = unroll.choose(cell.step, params, carry, xs[:, :1])
+  assert path == "scan" and "single time step" in why
+
+
 def test_mixed_dtypes_fall_back():
   cell, params, carry, xs = _setup("lstm", {})
   path, why = unroll.choose(cell.step, params, carry, xs.astype(jnp.bfloat16))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from config_testing import load_experiment
 
 from seqlab.analysis import report
 
@@ -113,11 +114,7 @@ def test_study8_copy_rows_seeds_and_curriculum(tmp_path, data_dir):
 
 def test_study8_reuses_a_program_only_with_its_own_settings(monkeypatch):
   """A cached program is rerun when its own cell's recipe changes, not when another's does."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(
-      "study8", ROOT / "experiments" / "study8_long_lags.py")
-  study8 = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(study8)
+  study8 = load_experiment("study8_long_lags")
   before = {c: study8.signature("adding", c, 3000, (0, 1, 2), False, True) for c in ("irnn",
                                                                                      "lstm")}
   monkeypatch.setitem(study8.RECIPES["adding"]["cells"], "irnn", (1e-4, {}))

@@ -1,11 +1,11 @@
 """The BLEU-by-length study: sources bucketed by words (data=long), and its --quick run."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from config_testing import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "experiments" / "translation_bleu_by_length.py"
@@ -13,10 +13,7 @@ SCRIPT = ROOT / "experiments" / "translation_bleu_by_length.py"
 
 @pytest.fixture(scope="module")
 def study():
-  spec = importlib.util.spec_from_file_location("translation_bleu_by_length", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_experiment("translation_bleu_by_length")
 
 
 def test_long_sources_are_bucketed_by_words(study):

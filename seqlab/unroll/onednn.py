@@ -221,6 +221,8 @@ def support(step: Callable, params: Any, carry: Any, xs: Any, lengths: Any = Non
   leaves = jax.tree.leaves(xs)
   if len(leaves) != 1 or leaves[0].ndim != 3:
     return "inputs other than one [B, T, I] array"
+  if leaves[0].shape[1] == 1:  # measured (B1 step H256): 397 us per call, the scan 66 us
+    return "a single time step runs faster on the scan (one call costs more than one step)"
   dtype = leaves[0].dtype
   if dtype not in DTYPES:
     return f"{dtype} inputs (oneDNN runs float32 and bfloat16)"
