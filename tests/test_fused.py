@@ -1,4 +1,4 @@
-"""The whole-sequence fast path (seqlab.fused) equals the plain step-by-step scan.
+"""The whole-sequence fast path (seqlab.unroll.fused) equals the plain step-by-step scan.
 
 Outputs, final carries and gradients (params, initial carry, inputs) with lengths and
 padding, reverse, every cell variant with a fast path, and inside jax.vmap.
