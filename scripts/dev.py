@@ -39,7 +39,7 @@ def ensure_venv() -> None:
   subprocess.run([*pip, "--upgrade", "pip"], check=True)
   subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
   # Compile oneDNN's RNN handler once now; without a compiler the scan runs, and this says why.
-  subprocess.run([str(PYTHON), "-m", "seqlab.unroll.onednn"], cwd=ROOT, check=False)
+  subprocess.run([str(PYTHON), "-m", "seqlab.unroll"], cwd=ROOT, check=False)
   STAMP.write_text(digest)
 
 

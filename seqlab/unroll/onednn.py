@@ -304,14 +304,10 @@ __all__ = ["UnavailableError", "build", "cache_dir", "run", "support", "unavaila
 
 
 def main() -> int:
-  """`python -m seqlab.unroll.onednn`: build the handler now (if needed) and say where it is."""
+  """`python -m seqlab.unroll`: build the handler now (if needed) and say where it is."""
   why = unavailable()
   if why is not None:
     print(f"oneDNN backend unavailable: {why}")
     return 1
   print(f"oneDNN backend ready: {build()}")
   return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
