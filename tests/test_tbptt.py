@@ -161,3 +161,22 @@ def test_batch_length_must_be_a_multiple_of_k1():
 def test_k_must_be_positive():
   with pytest.raises(ValueError, match="k1 >= 1 and k2 >= 1"):
     tbptt.Stream(lambda p, h, x: (h, h), step_loss, 0, 3)
+
+
+@pytest.mark.parametrize("k2", [4, 6, 2])
+def test_a_whole_window_sequence_equals_step_by_step(k2):
+  """`sequence` (here unroll.scan, oneDNN on CPU) gives the step-by-step chunk loss, its
+  gradient and the carried state, over two chunks; k2 != k1 keeps the step-by-step path."""
+  cell, params, xs, targets = _problem(8, "lstm", seed=3)
+  state = tbptt.init_state(cell.initial_carry(params, (B,)), xs[:, :4], 4, k2)
+  sequence = lambda p, carry, x: unroll.scan(cell.step, p, carry, x)
+  grad = jax.value_and_grad(tbptt.chunk_loss, argnums=2, has_aux=True)
+  states = {}
+  for name, seq in (("steps", None), ("window", sequence)):
+    s, out = state, []
+    for chunk in (slice(0, 4), slice(4, 8)):
+      (loss, s), g = grad(cell.step, step_loss, params, s, xs[:, chunk], targets[:, chunk], 4,
+                          k2, seq)
+      out.append((loss, g))
+    states[name] = (out, s.carry)
+  _close(states["window"], states["steps"])
