@@ -3,6 +3,6 @@ and say where it is, or why the CPU backend is unavailable (exit status 1)."""
 
 import sys
 
-from seqlab.unroll import onednn
+from seqlab.unroll import onednn_build
 
-sys.exit(onednn.main())
+sys.exit(onednn_build.main())

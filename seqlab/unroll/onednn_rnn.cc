@@ -1,5 +1,6 @@
 // A whole sequence of one recurrent layer through oneDNN's fused RNN primitives, as two XLA
-// FFI handlers (forward, backward) that seqlab/unroll/onednn.py compiles, loads and calls.
+// FFI handlers (forward, backward) that seqlab/unroll/onednn_build.py compiles and loads and
+// seqlab/unroll/onednn.py calls.
 //
 // Layouts (oneDNN's, which the Python side produces from seqlab's params):
 //   x [T, N, I] (tnc), h0/c0 [N, H] (ldnc with L = D = 1), y [T, N, H],
