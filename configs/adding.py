@@ -1,6 +1,7 @@
-"""The adding problem (Hochreiter & Schmidhuber 1997; Le, Jaitly & Hinton 2015): read T
-(value, marker) pairs and output the sum of the two marked values; always predicting 1
-has MSE 1/6 ~ 0.167, the memoryless baseline (loss_vs_baseline = MSE / (1/6)).
+"""The adding problem: read T (value, marker) pairs, output the sum of the two marked values.
+
+The task of Hochreiter & Schmidhuber (1997) as laid out by Le, Jaitly & Hinton (2015); always
+predicting 1 has MSE 1/6 ~ 0.167, the memoryless baseline (loss_vs_baseline = MSE / (1/6)).
 
 Launch:   python -m seqlab.main --config=configs/adding.py:cell=lstm,T=50 --workdir=runs/adding
 Variants: cell in {elman, irnn, lstm, gru}; T the sequence length, e.g.

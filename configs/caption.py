@@ -1,5 +1,6 @@
-"""Captioning in miniature: an 8x8 digit image (the context vector) -> its name, one
-character per step, by an RNN in the one-to-many pattern, x_t = [image; embed(y_{t-1})];
+"""Captioning in miniature: an RNN spells the name of an 8x8 digit image, one character per step.
+
+The image is the context vector of the one-to-many pattern, x_t = [image; embed(y_{t-1})];
 teacher-forced training, greedy captions for the exact-match metric.
 
 Launch:   python -m seqlab.main --config=configs/caption.py --workdir=runs/caption

@@ -1,5 +1,7 @@
-"""Many-to-one sequence classification: parity of a bit string, the nesting depth of a
-balanced bracket string, or an 8x8 digit read row by row; one label per sequence.
+"""Many-to-one sequence classification: parity, bracket depth, or an 8x8 digit read row by row.
+
+One label per sequence: the parity of a bit string, the nesting depth of a balanced bracket
+string, or the class of an 8x8 digit image read one row per step.
 
 Launch:   python -m seqlab.main --config=configs/classify.py:task=parity,model=rnn \
               --workdir=runs/parity

@@ -1,5 +1,7 @@
-"""Copy task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016): replay n symbols after
-a delay of T blanks; the memoryless baseline is n log(A) / (T + 2n) nats per step.
+"""Copy task: replay n symbols after a delay of T blanks, with any cell or recurrent model.
+
+The task of Hochreiter & Schmidhuber (1997) and Arjovsky et al. (2016); the memoryless
+baseline is n log(A) / (T + 2n) nats per step.
 
 Launch:   python -m seqlab.main --config=configs/copy.py:cell=lstm,delay=20 --workdir=runs/copy
 Variants: cell: any of seqlab.config.CELL_PRESETS (elman, irnn, jordan, lstm, peephole_lstm,

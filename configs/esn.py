@@ -1,7 +1,8 @@
-"""Mackey-Glass (tau = 17) one-step-ahead prediction with an echo-state network (Jaeger
-2001): a fixed random reservoir of spectral radius rho, and a linear readout fitted in
-closed form by ridge regression (problem.readout_fit = "ridge") on one pass over the
-training windows; the training step then changes nothing and only evaluates and saves.
+"""Mackey-Glass (tau = 17) one-step-ahead prediction with an echo-state network (Jaeger 2001).
+
+A fixed random reservoir of spectral radius rho, and a linear readout fitted in closed form
+by ridge regression (problem.readout_fit = "ridge") on one pass over the training windows;
+the training step then changes nothing and only evaluates and saves.
 
 Launch:   python -m seqlab.main --config=configs/esn.py --workdir=runs/esn
 Variants: rho, the reservoir's spectral radius: configs/esn.py:rho=1.2 ; the series:

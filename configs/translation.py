@@ -1,6 +1,8 @@
-"""English -> French translation of numbers and dates written out in words (characters):
-an LSTM encoder-decoder with attention (Bahdanau et al. 2015), without attention (Cho et
-al. 2014; Sutskever et al. 2014), or the Transformer baseline (Vaswani et al. 2017).
+"""English -> French translation of numbers and dates written out in words, by three models.
+
+Characters by default; an LSTM encoder-decoder with attention (Bahdanau et al. 2015), without
+attention (Cho et al. 2014; Sutskever et al. 2014), or the Transformer baseline (Vaswani et
+al. 2017).
 
 Launch:    python -m seqlab.main --config=configs/translation.py --workdir=runs/translation
 Translate: python -m seqlab.main --config=configs/translation.py --workdir=runs/translation \

@@ -1,6 +1,8 @@
-"""A recursive net on expression trees: the value mod 10 of a random arithmetic expression
-over digits with + and * (e.g. "((3+4)*2)" -> 4), read from the root of a TreeRNN that
-composes every node from its children, h_n = tanh([h_left; h_right] W + x_n U + b).
+"""A recursive net on expression trees: the value mod 10 of a random arithmetic expression.
+
+The expressions are over digits with + and * (e.g. "((3+4)*2)" -> 4); the value is read from
+the root of a TreeRNN that composes every node from its children,
+h_n = tanh([h_left; h_right] W + x_n U + b).
 
 Launch:   python -m seqlab.main --config=configs/tree.py --workdir=runs/tree
 Variants: operators: configs/tree.py:operators=+ (sums only); tree size:

@@ -4,7 +4,8 @@ Launch:   python -m seqlab.main --config=configs/word_lm.py:head=sampled --workd
 Variants: head in {full, sampled, hierarchical}; vocab = the most frequent words kept
           (0: all ~24k train words), e.g. configs/word_lm.py:head=hierarchical,vocab=8000;
           your own text: --config.task.options.path=my_corpus.txt (a file or a folder)
-Runtime:  see README (config table); experiments/word_lm_heads.py compares the heads.
+Runtime:  not measured at these defaults; experiments/word_lm_heads.py times the training
+          step (tokens/s) of each head at several vocabulary sizes.
 Expected: validation perplexity (always exact: the full normalised distribution) and
           training tokens/s per head and vocabulary size: experiments/word_lm_heads.py.
 """

@@ -1,5 +1,7 @@
-"""Every config variant the README's config table lists, trained at its defaults: runtime
-and validation result, one markdown row each (`docs/figures/config_table.md`).
+"""Config variants trained at their defaults: runtime and validation result, one markdown row each.
+
+The variants are those in RUNS (each config's default is measured in its own docstring);
+the table goes to `docs/figures/config_table.md`.
 
 Each run is `python -m seqlab.main --config=configs/<file>:<variant>` in its own workdir,
 `--jobs` at a time (runtimes are wall clock with that many runs sharing the machine).

@@ -1,5 +1,6 @@
-"""Study 5: echo-state networks (Jaeger 2001): memory capacity and Mackey-Glass prediction
-against the reservoir's spectral radius rho.
+"""Study 5: echo-state networks (Jaeger 2001): memory capacity and Mackey-Glass error against rho.
+
+rho is the reservoir's spectral radius.
 
     python experiments/study5_echo_state.py --output_dir=docs/figures      # ~2 minutes
     python experiments/study5_echo_state.py --quick --output_dir=/tmp/s5   # CI smoke run

@@ -1,5 +1,7 @@
-"""Study 8: long lags, copy T in {50, 100, 200} and adding T in {100, 200, 400}, with the tricks
-of the papers: tanh Elman, IRNN, LSTM and GRU, several seeds per vmapped program.
+"""Study 8: long lags (copy T up to 200, adding T up to 400) with the training tricks of the papers.
+
+Copy T in {50, 100, 200} and adding T in {100, 200, 400}: tanh Elman, IRNN, LSTM and GRU,
+several seeds per vmapped program.
 
     python experiments/study8_long_lags.py --task=copy --output_dir=docs/figures
     python experiments/study8_long_lags.py --task=adding --output_dir=docs/figures

@@ -1,5 +1,6 @@
-"""Teacher forcing and scheduled sampling, for any decoder with the model step interface
-`step(carry, token [B]) -> (carry, logits [B, V])` (seqlab.decode).
+"""Teacher forcing and scheduled sampling, for any decoder with the model step interface.
+
+The interface is `step(carry, token [B]) -> (carry, logits [B, V])` (seqlab.decode).
 
 Teacher forcing feeds the true previous token y_{t-1} at every step. Scheduled sampling
 (Bengio et al. 2015) feeds it with probability eps_i at training step i, else a token drawn

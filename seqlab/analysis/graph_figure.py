@@ -1,5 +1,6 @@
-"""Drawing an UnfoldedGraph with matplotlib: one column per time step, the shared
-parameters once along the top, the carry s_{t-1} -> s_t edges in red."""
+"""Drawing an UnfoldedGraph with matplotlib: one column per time step.
+
+The shared parameters appear once along the top, the carry s_{t-1} -> s_t edges in red."""
 
 import matplotlib
 

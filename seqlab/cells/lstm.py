@@ -1,7 +1,6 @@
-"""Long short-term memory (Hochreiter & Schmidhuber 1997), with its peephole and
-coupled-gate variants and optional layer normalisation.
+"""Long short-term memory: the standard LSTM cell and its peephole, coupled and layer-norm variants.
 
-Standard (fused gate order i, f, g, o):
+Standard (Hochreiter & Schmidhuber 1997; fused gate order i, f, g, o):
     a_t = x_t @ U + h_{t-1} @ W + b            split into a_i, a_f, a_g, a_o
     i_t = sigma(a_i)                          input gate
     f_t = sigma(a_f)                          forget gate

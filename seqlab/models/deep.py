@@ -1,5 +1,7 @@
-"""`DeepRNN`: deep recurrent networks (notes 000, "deep recurrent networks"; Pascanu et
-al. 2014, "How to construct deep recurrent neural networks"; Graves 2013).
+"""`DeepRNN`: deep recurrent networks, stacked and with deep input, transition and output maps.
+
+After notes 000 ("deep recurrent networks"), Pascanu et al. 2014 ("How to construct deep
+recurrent neural networks") and Graves 2013.
 
 Depth in three places, each optional:
 - stacked layers: h^l_t = cell_l(h^l_{t-1}, h^{l-1}_t), h^0_t = x_t;

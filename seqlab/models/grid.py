@@ -1,6 +1,7 @@
-"""`GridRNN`: a two-dimensional (multi-dimensional) RNN over images (notes 000: "the
-concept of BiRNN can also be extended to multi-dimensional data, like images processed
-in multiple directions"; Graves, Fernandez & Schmidhuber 2007).
+"""`GridRNN`: a two-dimensional (multi-dimensional) RNN classifying images in 1 or 4 sweeps.
+
+Notes 000: "the concept of BiRNN can also be extended to multi-dimensional data, like images
+processed in multiple directions"; Graves, Fernandez & Schmidhuber 2007.
 
 Every position (i, j) reads its pixel and the states of its upper and left neighbours:
 

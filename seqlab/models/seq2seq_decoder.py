@@ -1,5 +1,7 @@
-"""The decoder of `Seq2Seq`: one step s_t = f(s_{t-1}, [E y_{t-1}; c_t; C]) over a pure cell,
-with attention over the encoder's annotations and the softmax (and stop) output.
+"""The decoder of `Seq2Seq`: one step of a pure cell, with attention and the softmax output.
+
+One step is s_t = f(s_{t-1}, [E y_{t-1}; c_t; C]) over a pure cell, with attention over the
+encoder's annotations and the softmax (and stop) output.
 
     alpha_t = softmax_j(score(s_{t-1}, a_j)),  c_t = sum_j alpha_tj a_j     (with attention)
     s_t = f_dec(s_{t-1}, [E_y y_{t-1}; c_t; C])  (c_t with attention, C with `condition`)

@@ -1,6 +1,7 @@
-"""Transformer layers (Vaswani et al. 2017; notes 004, self-attention): positions, scaled
-dot-product attention, masks, multi-head attention with a key/value cache, the pre-LN block
-and the embedding + blocks stack that `seqlab.models.transformer` builds its models from.
+"""Transformer layers (Vaswani et al. 2017): the parts `seqlab.models.transformer` builds from.
+
+Self-attention as in notes 004: positions, scaled dot-product attention, masks, multi-head
+attention with a key/value cache, the pre-LN block and the embedding + blocks stack.
 
     PE(t, 2i) = sin(t / 10000^(2i/d)),  PE(t, 2i+1) = cos(t / 10000^(2i/d))
     A(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V       (masked entries -> -inf)

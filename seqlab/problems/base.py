@@ -1,5 +1,6 @@
-"""What every problem shares: the task from config, the model from config plus the sizes
-the data dictates, and the batch iterators.
+"""What every problem shares: the task and the model from config, and the batch iterators.
+
+The model takes its config plus the sizes the data dictates.
 
 A problem's `__init__` reads its task (`super().__init__`), then builds its model with the
 sizes the data fixes, explicitly: `self.model = self.build_model(vocab_size=...,

@@ -1,5 +1,6 @@
-"""One-to-many generation: caption an 8x8 digit image with its name ("seven"), character
-by character (captioning in miniature; notes 000, the one-to-many pattern).
+"""One-to-many generation: caption an 8x8 digit image with its name, character by character.
+
+Captioning in miniature (a 7 -> "seven"; notes 000, the one-to-many pattern).
 
 An `RNN` with pattern one_to_many reads x_t = [context; embed(y_{t-1})] at every step,
 the context being the image [64]. Training is teacher-forced: y_0 = <bos> and y_{t-1}

@@ -1,5 +1,6 @@
-"""Many-to-one classification of variable-length sequences: parity, bracket depth,
-sequential digits (one label per sequence, `lengths` marking the real steps).
+"""Many-to-one classification of variable-length sequences: one label per sequence.
+
+Parity, bracket depth, sequential digits; `lengths` marks the real steps.
 
     loss = 1/B sum_b -log softmax(o_b)[y_b]
 

@@ -1,5 +1,6 @@
-"""Character-level language modelling and autocompletion (notes 004: "predict the next
-character"), on one long text stream.
+"""Character-level language modelling and autocompletion on one long text stream.
+
+The task of notes 004: "predict the next character".
 
 Batches are contiguous windows of the stream (row r of batch k+1 continues row r of
 batch k). Recurrent models train with truncated BPTT(k1, k2): k1 = the window length

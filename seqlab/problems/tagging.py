@@ -1,5 +1,6 @@
-"""Per-step classification (many-to-many): the copy task, and any task whose batches hold
-`inputs` [B, T] ids and `targets` [B, T] class ids with a `mask`.
+"""Per-step classification (many-to-many): the copy task, and any task with per-step targets.
+
+Its batches hold `inputs` [B, T] ids and `targets` [B, T] class ids with a `mask`.
 
     loss = sum_{b,t} mask * -log softmax(o_t)[y_t] / sum mask
 

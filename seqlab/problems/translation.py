@@ -1,5 +1,6 @@
-"""Translation of sentence pairs x -> y with an encoder-decoder (`seq2seq`, with or without
-attention) or the Transformer baseline (`transformer`).
+"""Translation of sentence pairs x -> y with an encoder-decoder or the Transformer baseline.
+
+The models: `seq2seq` (with or without attention) or `transformer`.
 
 Training is teacher-forced: the decoder reads <bos> y_1 .. y_{T-1} and is scored on
 y_1 .. y_T <eos> by the masked token cross-entropy

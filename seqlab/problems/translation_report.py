@@ -1,5 +1,6 @@
-"""Attention of a translation model on one sentence, and its heatmap (alpha_tj: output t
-attends to source position j), for `Translation.report`."""
+"""Attention of a translation model on one sentence, and its heatmap, for `Translation.report`.
+
+alpha_tj: output t attends to source position j."""
 
 from pathlib import Path
 

@@ -1,5 +1,7 @@
-"""Tree classification with a recursive net (notes 000, "Recursive neural networks"): the
-value of an arithmetic expression tree over digits, mod 10 (`data/builders/trees.py`).
+"""Tree classification with a recursive net: the value of an arithmetic expression tree, mod 10.
+
+Notes 000, "Recursive neural networks"; the trees are expressions over digits
+(`data/builders/trees.py`).
 
 The `TreeRNN` composes every node from its children, leaves first,
 

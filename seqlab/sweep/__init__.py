@@ -1,5 +1,7 @@
-"""Sweeps in one compiled program: members that differ in shape-preserving hyperparameters
-(seed, optimizer numbers, initial values) trained together by a vmapped train step.
+"""Sweeps in one compiled program: the members trained together by a vmapped train step.
+
+The members differ in shape-preserving hyperparameters (seed, optimizer numbers, initial
+values).
 
     config.sweep.axes = (("optimizer.learning_rate", (1e-3, 3e-3)), ("seed", (0, 1, 2)))
     pop = sweep.build(config)

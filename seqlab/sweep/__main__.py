@@ -1,5 +1,4 @@
-"""Train a config's sweep in one program; print its table, or benchmark it against separate runs;
-or search on Optuna.
+"""Train a config's sweep in one program and print its table, benchmark it, or search on Optuna.
 
     python -m seqlab.sweep --config=configs/copy.py:cell=gru,delay=10 \
         --config.sweep.axes="(('optimizer.learning_rate', (1e-3, 3e-3)), ('seed', (0, 1, 2)))" \

@@ -1,6 +1,7 @@
-"""Where a population's rows live: members along the mesh's "pop" axis, padded to a multiple
-of it (row r >= N repeats member N - 1; padding never reaches results), and each process
-building only the rows its own devices hold.
+"""Where a population's rows live: members along the mesh's "pop" axis, across processes.
+
+The rows are padded to a multiple of the "pop" axis (row r >= N repeats member N - 1; padding
+never reaches results), and each process builds only the rows its own devices hold.
 
     rows = local_rows(mesh, n_rows)                  # this process's row indices
     state = stacked({i: state_i for i in needed}, n, mesh)   # [rows, ...] sharded P("pop")

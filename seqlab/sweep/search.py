@@ -1,5 +1,7 @@
-"""Search on Optuna: trials asked in batches, each batch trained as vmapped (sharded)
-populations, one per program; any number of workers share a study through its storage.
+"""Search on Optuna: trials asked in batches, each batch trained as vmapped populations.
+
+The populations are sharded, one per program; any number of workers share a study through
+its storage.
 
     study = search.open_study(config, "copy-lr", "sqlite:///runs/search/optuna.db")
     search.work(config, study, trials=32)     # in every worker: until 32 trials finished

@@ -1,5 +1,6 @@
-"""The search space of an Optuna search: `config.search.space`, checked, and how a batch of
-trials splits into programs.
+"""The search space of an Optuna search, checked, and how a batch of trials splits into programs.
+
+The space is `config.search.space`:
 
     config.search.space = (("optimizer.learning_rate", "log_uniform", 1e-4, 1e-2),
                            ("optimizer.clip_norm", "uniform", 0.5, 2.0),

@@ -1,5 +1,7 @@
-"""Many processes (machines) as one JAX program: `jax.distributed.initialize` from flags or a
-detected cluster. Import this module for the flags; call `initialize()` first thing in main.
+"""Many processes (machines) as one JAX program, initialised from flags or a detected cluster.
+
+`initialize()` calls `jax.distributed.initialize` with what the flags or the cluster say.
+Import this module for the flags; call `initialize()` first thing in main.
 
     python -m seqlab.main ... --coordinator_address=host0:1234 --num_processes=2 --process_id=0
     srun python -m seqlab.main ...    # SLURM (and Open MPI) are detected: no flags needed

@@ -1,6 +1,8 @@
-"""The modes of `python -m seqlab.main`: train (then the problem's report), and evaluate,
-sample, complete and translate from a workdir's checkpoint. Importing this defines no flags:
-tests and scripts run a mode in process with `modes.train(config, workdir)`."""
+"""The modes of `python -m seqlab.main`: train, evaluate, sample, complete and translate.
+
+Train runs the problem's report at the end; the others start from a workdir's checkpoint.
+Importing this defines no flags: tests and scripts run a mode in process with
+`modes.train(config, workdir)`."""
 
 import jax
 

@@ -1,5 +1,7 @@
-"""What a run writes: metrics as JSON lines and TensorBoard events, a console progress
-line (step, loss, steps/s, ETA), and PNG learning curves."""
+"""What a run writes: metrics, a console progress line, and learning curves.
+
+Metrics go to JSON lines and TensorBoard events; the progress line shows step, loss, steps/s
+and ETA; the learning curves are PNG files."""
 
 import json
 import time

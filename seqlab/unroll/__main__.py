@@ -1,5 +1,7 @@
-"""`python -m seqlab.unroll`: build oneDNN's RNN handler now (if this machine has none cached)
-and say where it is, or why the CPU backend is unavailable (exit status 1)."""
+"""`python -m seqlab.unroll`: build oneDNN's RNN handler now and say where it is.
+
+It builds only if this machine has none cached; when the CPU backend is unavailable it says
+why instead (exit status 1)."""
 
 import sys
 

@@ -1,5 +1,6 @@
-"""Whole sequences of the standard cells through oneDNN's fused RNN primitives on CPU: the
-CPU twin of `seqlab.unroll.cudnn`. One FFI call runs all T steps forward, one runs them
+"""Whole sequences of the standard cells through oneDNN's fused RNN primitives on CPU.
+
+The CPU twin of `seqlab.unroll.cudnn`. One FFI call runs all T steps forward, one runs them
 backward (under a `jax.custom_vjp`), as PyTorch's CPU LSTM does.
 
 seqlab's params map onto oneDNN's weights (ldigo: Wx [I, G, H], Wh [H, G, H]) by gate blocks:

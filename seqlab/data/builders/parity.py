@@ -1,4 +1,4 @@
-"""Parity: is the number of ones in a bit string odd? (many-to-one classification)
+"""Parity: whether the number of ones in a bit string is odd (many-to-one classification).
 
     bits b_1 .. b_L ~ Bernoulli(1/2), L ~ U{min_length .. max_length}
     label = (b_1 + ... + b_L) mod 2
