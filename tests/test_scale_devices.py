@@ -1,12 +1,14 @@
 """Sharded sweeps and data-parallel runs equal their one-device versions: 4 forced host
 devices in a subprocess, and two processes joined by jax.distributed on localhost."""
 
+import collections
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -108,3 +110,13 @@ def test_a_disabled_metrics_writer_writes_nothing(tmp_path):
   writer.write(1, "train", {"loss": 1.0})
   writer.close()
   assert list(tmp_path.iterdir()) == [] and writer.read() == []
+
+
+def test_a_mesh_that_leaves_a_process_without_devices_is_named(monkeypatch):
+  """Two processes, one device each, mesh data=1: process 1 would wait forever at the first
+  checkpoint (found running the guide's two-process command); it is named instead."""
+  device = collections.namedtuple("Device", "process_index")
+  monkeypatch.setattr(jax, "devices", lambda: [device(0), device(1)])
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  with pytest.raises(ValueError, match=r"none of process 1.*--config.mesh.data=-1"):
+    mesh_lib.make(ml_collections.ConfigDict({"data": 1}), sweep=False)

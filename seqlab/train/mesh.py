@@ -49,8 +49,14 @@ def make(mesh_config: ml_collections.ConfigDict, sweep: bool) -> Mesh:
   names = (POP, DATA) if sweep else (DATA,)
   sizes = axis_sizes(mesh_config, len(devices), names)
   shape = tuple(sizes[n] for n in names)
-  return jax.make_mesh(shape, names, (AxisType.Auto,) * len(names),
-                       devices=devices[:int(np.prod(shape))])
+  used = devices[:int(np.prod(shape))]
+  idle = sorted({d.process_index for d in devices} - {d.process_index for d in used})
+  if idle:  # such a process would wait at the first collective (a checkpoint) forever
+    raise ValueError(
+        f"config.mesh {sizes} uses {len(used)} of the {len(devices)} devices of "
+        f"{jax.process_count()} processes, none of process {idle[0]}; give an axis -1 "
+        f"(e.g. --config.mesh.data=-1) so every process takes part")
+  return jax.make_mesh(shape, names, (AxisType.Auto,) * len(names), devices=used)
 
 
 def describe(mesh: Mesh) -> str:
