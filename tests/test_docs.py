@@ -1,4 +1,4 @@
-"""The README and the guides cannot drift: their commands run, their flags exist, their links resolve.
+"""The README and the guides cannot drift: their commands run, flags exist and links resolve.
 
 Every `python -m seqlab...` command in a ```bash block or an inline code span of README.md and
 docs/*.md runs shortened (a couple of steps, small data, temporary work, output and data
@@ -136,7 +136,8 @@ def documented_commands() -> list[Command]:
 COMMANDS = documented_commands()
 GROUPS = [c for c in COMMANDS if c.partner is not None]  # `cmd &` then `cmd`: one program
 _IN_GROUPS = {id(c) for g in GROUPS for c in (g, g.partner)}
-SEQLAB = [c for c in COMMANDS if c.module in ENTRY_POINTS and id(c) not in _IN_GROUPS]
+SEQLAB = list({(c.module, *sorted(c.argv[3:])): c for c in reversed(COMMANDS)  # the first of
+               if c.module in ENTRY_POINTS and id(c) not in _IN_GROUPS}.values())[::-1]  # repeats
 
 
 def _config(command: Command) -> ConfigDict | None:
@@ -206,7 +207,8 @@ def test_every_documented_flag_exists(command):
       assert config is not None, f"{command}: --{name} without --config"
       assert _has_field(config, name[len("config."):]), f"{command}: no config field {name}"
     else:
-      assert name in known, f"{command}: --{name} is not a flag of {command.module or command.script}"
+      owner = command.module or command.script
+      assert name in known, f"{command}: --{name} is not a flag of {owner}"
 
 
 # ---------------------------------------------------------------------------
@@ -334,7 +336,8 @@ def test_every_relative_link_and_image_resolves(path):
     file, _, anchor = target.partition("#")
     resolved = (path.parent / file).resolve() if file else path
     if not resolved.exists():
-      broken.append(f"{target} (no {resolved.relative_to(ROOT) if ROOT in resolved.parents else resolved})")
+      shown = resolved.relative_to(ROOT) if ROOT in resolved.parents else resolved
+      broken.append(f"{target} (no {shown})")
     elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
       broken.append(f"{target} (no heading #{anchor} in {resolved.name})")
   assert not broken, f"{path.relative_to(ROOT)}: " + "; ".join(broken)
