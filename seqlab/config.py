@@ -216,6 +216,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_every = 250
   c.train.eval_batches = 8  # validation batches per evaluation
   c.train.checkpoint_every = 250
+  c.train.resume_step = 0  # resume from this checkpoint (0: the newest intact one)
   c.train.nonfinite = "stop"  # stop | skip
   c.train.seq_len = 64  # stream tasks: the window length k1 of truncated BPTT
   c.train.tbptt_k2 = 0  # stream tasks: gradient flows back k2 steps (0: = seq_len)

@@ -71,3 +71,11 @@ def user_errors_end_in_one_line(verbose: bool, argv: Sequence[str] = (),
       print(f"error: {one_line(error, argv)} (--verbosity=1 shows the traceback)",
             file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing for the entry points; a bad flag or config file ends in one line and
+  exit status 2."""
+  from absl import flags
+  with user_errors_end_in_one_line(verbose=verbose_in(argv), argv=argv, also=(Exception,)):
+    return flags.FLAGS(argv)

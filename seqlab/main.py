@@ -18,7 +18,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from seqlab import errors, problems
+from seqlab import config_check, errors, problems
 from seqlab.train import distributed, modes
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -40,6 +40,7 @@ def main(argv):
   with errors.user_errors_end_in_one_line(verbose=flags.FLAGS.verbosity >= 1, argv=sys.argv):
     distributed.initialize()
     config, workdir = _CONFIG.value, _WORKDIR.value  # the config file loads here
+    config_check.check(config)
     problem = problems.build_problem(config)
     if _MODE.value == "train":
       modes.train(config, workdir, problem)
@@ -48,13 +49,6 @@ def main(argv):
                 sentences=_SENTENCE.value)
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing; a bad flag or config file ends in one line and exit status 2."""
-  with errors.user_errors_end_in_one_line(verbose=errors.verbose_in(argv), argv=argv,
-                                          also=(Exception,)):
-    return flags.FLAGS(argv)
-
-
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=errors.parse_flags)
   sys.exit(0)

@@ -18,6 +18,7 @@ import logging
 import os
 import pathlib
 import re
+import shutil
 from typing import Any
 
 import numpy as np
@@ -154,18 +155,46 @@ def prepare(cls: type[Builder], data_dir: str | None = None, **options: Any) -> 
   data_dir = str(pathlib.Path(data_dir or DEFAULT_DATA_DIR).expanduser())
   config = cls.config_for(**options)
   with _one_preparer(data_dir, f"{cls.__name__}:{config.name}"):
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)  # TFDS warns about every non-default config
-    try:
-      builder = cls(data_dir=data_dir, config=config, file_format="array_record")
-    finally:
-      absl_logger.setLevel(level)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-    )
+    builder = _prepared(cls, data_dir, config)
+    damage = damaged(builder)
+    if damage:  # derived data, prepared again from its source: a generator, or a user's
+      source = getattr(config, "path", None)  # file (the cache's name fingerprints it, so a
+      print(f"seqlab: the prepared dataset {builder.data_dir} is damaged ({damage}); "
+            f"preparing it again from {source or 'its generator'}", flush=True)
+      shutil.rmtree(builder.data_dir)
+      builder = _prepared(cls, data_dir, config)
   check_counts(builder)
   return builder
+
+
+def _prepared(cls: type[Builder], data_dir: str, config) -> Builder:
+  """The builder, its data prepared (a no-op when already there)."""
+  absl_logger = logging.getLogger("absl")
+  level = absl_logger.level
+  absl_logger.setLevel(logging.ERROR)  # TFDS warns about every non-default config
+  try:
+    builder = cls(data_dir=data_dir, config=config, file_format="array_record")
+  finally:
+    absl_logger.setLevel(level)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+  )
+  return builder
+
+
+def damaged(builder: Builder) -> str | None:
+  """What is wrong with the prepared files, or None: every split's files open, hold as many
+  records as the metadata says, and their first and last records read back."""
+  for split, info in builder.info.splits.items():
+    try:
+      source = builder.as_data_source(split)
+      if len(source) != info.num_examples:
+        return f"split {split!r} holds {len(source)} of {info.num_examples} examples"
+      if len(source):
+        source[0], source[len(source) - 1]
+    except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways
+      return f"split {split!r}: {str(error).strip().splitlines()[0][:160]}"
+  return None
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ the devices of config.mesh (printed); --coordinator_address etc. join processes 
 import itertools
 import pathlib
 import statistics
+import sys
 
 import jax
 import matplotlib.pyplot as plt
@@ -32,7 +33,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from seqlab import sweep
+from seqlab import config_check, errors, sweep
 from seqlab.analysis import report
 from seqlab.sweep import search
 from seqlab.train import distributed
@@ -80,8 +81,14 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     absl_logging.set_verbosity(absl_logging.WARNING)
+  with errors.user_errors_end_in_one_line(verbose=flags.FLAGS.verbosity >= 1, argv=sys.argv):
+    run(_CONFIG.value)
+
+
+def run(config) -> None:
+  """The sweep, search or benchmark the flags ask for."""
   distributed.initialize()
-  config = _CONFIG.value
+  config_check.check(config)
   if _SEARCH.value == "optuna":
     return run_search(config)
   pop = sweep.build(config)
@@ -136,4 +143,4 @@ def run_search(config) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=errors.parse_flags)

@@ -111,14 +111,15 @@ def train(problem: Problem, config, workdir: str) -> dict:
   optimizer = optim.make_optimizer(config.optimizer)
   ckpt = checkpoint.Checkpoints(workdir)
   ckpt.check_config(config.to_dict())
+  ckpt.remove_partial_saves()
   metrics_writer = writers.MetricsWriter(workdir, enabled=primary)
 
   first_batch = next(problem.train_batches(config.seed, 0))
   replicated = NamedSharding(mesh, P())
   state = mesh_lib.replicate(initial_state(problem, optimizer, config.seed, first_batch), mesh)
   start = ckpt.latest_step()
-  if start is not None:
-    state = ckpt.restore(state)
+  if start is not None:  # the newest intact checkpoint, or train.resume_step's
+    start, state = ckpt.restore_intact(state, cfg.resume_step or None)
     metrics_writer.truncate_after(start)
     logging.info("resumed from step %d", start)
   start = int(state["step"])

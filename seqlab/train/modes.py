@@ -22,7 +22,7 @@ def restore_params(problem, config, workdir: str):
   optimizer = optim.make_optimizer(config.optimizer)
   like = loop.initial_state(problem, optimizer, config.seed,
                             next(problem.train_batches(config.seed, 0)))
-  state = ckpt.restore(like)
+  _, state = ckpt.restore_intact(like, config.train.resume_step or None)
   ckpt.close()
   return state["params"]
 

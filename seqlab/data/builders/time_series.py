@@ -105,6 +105,13 @@ class TimeSeries(builder.Builder):
       inputs, targets = self._series()
       num_samples = len(inputs)
     bounds = np.round(np.array([0.0, 0.8, 0.9, 1.0]) * num_samples).astype(int)
+    shortest = int(np.diff(bounds).min())  # validation and test: a tenth each
+    if c.series != "sine_mixture" and shortest < c.window:
+      source = f"{c.path}: column {c.column!r}" if c.series == "csv" else f"series {c.series!r}"
+      raise files.DataError(
+          f"{source}: {num_samples} steps give validation and test splits of {shortest} "
+          f"steps, shorter than one window of {c.window}; fix: a `window` of at most "
+          f"{shortest}, or {10 * c.window} steps or more (num_samples, or more rows)")
     out, baselines = {}, {}
     for i, split in enumerate(SPLITS):
       lo, hi = bounds[i], bounds[i + 1]
