@@ -196,7 +196,8 @@ def test_a_full_disk_ends_the_run_in_one_line(tmp_path, data_dir):
 
 def test_a_save_killed_midway_leaves_a_run_that_resumes_to_the_same_end(tmp_path, data_dir):
   """kill -9 during a save leaves orbax's temporary folder and the previous checkpoint; the
-  rerun removes the folder, resumes from that checkpoint and ends as an uninterrupted run."""
+  rerun resumes from that checkpoint and ends as an uninterrupted run (orbax's manager removes
+  the folder when it opens the directory)."""
   whole, cut = tmp_path / "whole", tmp_path / "cut"
   _train(whole, data_dir, 30)
   _train(cut, data_dir, 20)

@@ -160,12 +160,6 @@ class Checkpoints:
     """The step of the newest checkpoint, or None."""
     return self.manager.latest_step()
 
-  def remove_partial_saves(self) -> None:
-    """Remove the temporary folders of saves killed midway (by the run that trains here)."""
-    if jax.process_index() == 0:
-      for partial in self.directory.glob("*.orbax-checkpoint-tmp*"):
-        shutil.rmtree(partial, ignore_errors=True)
-
   def steps(self) -> list[int]:
     """The steps of every checkpoint, oldest first."""
     return sorted(self.manager.all_steps())

@@ -111,7 +111,6 @@ def train(problem: Problem, config, workdir: str) -> dict:
   optimizer = optim.make_optimizer(config.optimizer)
   ckpt = checkpoint.Checkpoints(workdir)
   ckpt.check_config(config.to_dict())
-  ckpt.remove_partial_saves()
   metrics_writer = writers.MetricsWriter(workdir, enabled=primary)
 
   first_batch = next(problem.train_batches(config.seed, 0))
