@@ -90,6 +90,7 @@ def _cause(error: BaseException) -> str:
                          ("Permission denied", "permission denied"),
                          ("Read-only file system", "read-only file system"),
                          ("DATA_LOSS", "its files are damaged (DATA_LOSS)"),
+                         ("OUT_OF_RANGE", "its files are damaged (truncated: OUT_OF_RANGE)"),
                          ("ZSTD", "its files are damaged (zstd cannot decompress them)"),
                          ("NOT_FOUND", "a file of it is missing (NOT_FOUND)")):
     if pattern in text:
