@@ -227,3 +227,35 @@ def test_timescale_cells_learn_a_lagged_copy(cell, options):
   loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
       model.apply(p, tokens), target).mean()
   assert overfit(loss, v, 300) < 0.1
+
+
+# --- DeepRNN's model step interface: start / step / run
+
+
+DEEP_VARIANTS = {
+    "stacked": {},
+    "skip, residual, input and output MLPs": {"skip": True, "residual": True,
+                                              "input_mlp": (5,), "output_mlp": (7,)},
+    "deep transition with shortcut": {"transition_mlp": (6,), "transition_shortcut": True},
+}
+
+
+@pytest.mark.parametrize("fields", DEEP_VARIANTS.values(), ids=DEEP_VARIANTS.keys())
+def test_deep_step_by_step_and_window_by_window_equal_the_whole_sequence(fields):
+  """Tokens through `step` one at a time, and through `run` in two windows from the carried
+  state, give __call__'s logits on the whole sequence (cells lstm and gru, two layers)."""
+  tokens = jax.random.randint(jax.random.key(3), (B, T), 0, 9)
+  for cell in ("lstm", "gru"):
+    model = DeepRNN(cell, (H, H), O, vocab_size=9, embed_size=4, **fields)
+    v = model.init(jax.random.key(0), tokens)
+    whole = model.apply(v, tokens)
+    bound = model.bind(v)
+    carry, stepped = bound.start(B), []
+    for t in range(T):
+      carry, logits = bound.step(carry, tokens[:, t])
+      stepped.append(logits)
+    np.testing.assert_allclose(jnp.stack(stepped, 1), whole, atol=1e-5, err_msg=cell)
+    carry, first = bound.run(bound.start(B), tokens[:, :3])
+    carry, second = bound.run(carry, tokens[:, 3:])
+    np.testing.assert_allclose(jnp.concatenate([first, second], 1), whole, atol=1e-5,
+                               err_msg=cell)

@@ -25,20 +25,29 @@ def data_dir(tmp_path_factory):
   return tmp_path_factory.mktemp("data")
 
 
-def _config(data_dir, **train):
+def _config(data_dir, model="rnn", **train):
+  """A tiny char LM: one GRU layer (rnn), or two stacked ones of different sizes (deep)."""
   c = base.base_config()
   c.problem = base.problem("language_model")
   c.task.name, c.task.data_dir = "char_corpus", str(data_dir)
   c.task.options.max_chars = 30_000
-  c.model.name, c.model.cell, c.model.hidden_size, c.model.embed_size = "rnn", "gru", 16, 8
+  if model == "rnn":
+    c.model.name, c.model.cell, c.model.hidden_size, c.model.embed_size = "rnn", "gru", 16, 8
+  else:
+    c.model.name, c.model.cell, c.model.hidden_sizes, c.model.embed_size = (
+        "deep", "gru", (16, 12), 8)
   c.train.batch_size, c.train.seq_len = 4, 8
   c.train.update(train)
   return c
 
 
-def test_stream_batches_with_the_carried_state_equal_one_long_sequence(data_dir):
+MODELS = pytest.mark.parametrize("model", ["rnn", "deep"])
+
+
+@MODELS
+def test_stream_batches_with_the_carried_state_equal_one_long_sequence(data_dir, model):
   """Two consecutive windows, state carried (k2 = k1), score exactly the 2T-step sequence."""
-  problem = LanguageModel(_config(data_dir))
+  problem = LanguageModel(_config(data_dir, model))
   batches = problem.train_batches(seed=0, start_step=0)
   first, second = next(batches), next(batches)
   np.testing.assert_array_equal(first["targets"][:, -1], second["inputs"][:, 0])
@@ -106,6 +115,27 @@ def test_char_lm_trains_completes_and_samples(tmp_path, data_dir):
   assert "--mode=translate is not available for task 'char_corpus'" in translate.stderr
 
 
+def test_a_two_layer_char_lm_trains_through_truncated_bptt_and_completes(tmp_path, data_dir):
+  """configs/char_lstm.py:model=deep from the command line: both layers' state carried."""
+  workdir = tmp_path / "deep"
+  common = [sys.executable, "-m", "seqlab.main", "--config=configs/char_lstm.py:model=deep",
+            f"--workdir={workdir}", f"--config.task.data_dir={data_dir}",
+            "--config.task.options.max_chars=30000", "--config.model.hidden_sizes=(32, 32)",
+            "--config.train.batch_size=8", "--config.train.seq_len=16",
+            "--config.train.tbptt_k2=16", "--config.train.num_steps=40",
+            "--config.train.eval_every=20", "--config.train.log_every=20",
+            "--config.train.checkpoint_every=40", "--config.decode.max_len=12"]
+  out = subprocess.run(common, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  bits = [r["bits_per_char"] for r in records if r["split"] == "validation"]
+  assert bits[1] < bits[0], bits
+  assert out.stdout.count("    beam   -> ") == 2  # the two default prefixes, completed
+  done = subprocess.run([*common, "--mode=complete", "--prefix=Romeo:"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0 and done.stdout.count("'Romeo:' -> ") == 1, done.stderr[-2000:]
+
+
 def test_a_new_epoch_starts_from_a_fresh_state(data_dir):
   """The first batch of epoch 2 (reset=True) scores as from the initial state, whatever was
   carried; mid-epoch batches (reset=False) score from the carried state."""
@@ -136,9 +166,10 @@ def _teacher_forced_log_probs(problem, params, text):
   return np.asarray(jax.nn.log_softmax(problem.model.apply(params, ids)[0]))
 
 
-def test_completions_are_the_teacher_forced_argmax(data_dir):
+@MODELS
+def test_completions_are_the_teacher_forced_argmax(data_dir, model):
   """complete(prefix) = c_1..c_n with c_i = argmax p(c | prime + prefix + c_<i)."""
-  config = _config(data_dir)
+  config = _config(data_dir, model)
   problem = LanguageModel(config)
   batch = next(problem.train_batches(seed=0, start_step=0))
   params = _sharp_params(problem, batch)

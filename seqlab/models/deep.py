@@ -79,9 +79,14 @@ class DeepTransition(nn.Module):
   shortcut: bool = False
   dtype: Any = jnp.float32
 
+  def _cell(self) -> cells.Cell:
+    return cells.make(self.cell, **dict(self.cell_options or {}))
+
   @nn.compact
-  def __call__(self, xs: Array, lengths: Array | None = None) -> Array:
-    cell = cells.make(self.cell, **dict(self.cell_options or {}))
+  def __call__(self, xs: Array, lengths: Array | None = None,
+               carry: Any = None) -> tuple[Any, Array]:
+    """(final carry, hidden states [B, T, H]) from `carry` (default h_0)."""
+    cell = self._cell()
     sizes = [self.hidden_size, *self.mlp_sizes, self.hidden_size]
 
     def init(key):
@@ -90,14 +95,31 @@ class DeepTransition(nn.Module):
               "mlp": init_mlp(k_mlp, sizes)}
 
     params = cast_floats(self.param("transition", init), self.dtype)
-    carry = cell.initial_carry(params["cell"], xs.shape[:1])
+    if carry is None:
+      carry = cell.initial_carry(params["cell"], xs.shape[:1])
     step = transition_step(cell, self.shortcut)
-    _, hs = unroll.scan(step, params, carry, xs.astype(self.dtype), lengths)
-    return hs
+    return unroll.scan(step, params, carry, xs.astype(self.dtype), lengths)
+
+  def _params(self) -> Any:
+    return cast_floats(self.get_variable("params", "transition"), self.dtype)
+
+  def initial_carry(self, batch_size: int) -> Any:
+    return self._cell().initial_carry(self._params()["cell"], (batch_size,))
+
+  def step(self, carry: Any, x: Array) -> tuple[Any, Array]:
+    """One step: running it over xs equals `__call__`."""
+    return transition_step(self._cell(), self.shortcut)(self._params(), carry,
+                                                        x.astype(self.dtype))
 
 
 class DeepRNN(nn.Module):
-  """Stacked recurrent layers with optional deep transitions, skips and residuals."""
+  """Stacked recurrent layers with optional deep transitions, skips and residuals.
+
+  Besides the full-sequence `__call__` it has the model step interface of `RNN`: `start`,
+  `step` (one token through every layer) and `run` (a window from a carried state, each layer
+  through its backend), so truncated BPTT, completion, beam search and sampling drive a
+  stack as they drive one layer. The carry is the tuple of the layers' carries.
+  """
 
   cell: str
   hidden_sizes: Sequence[int]
@@ -113,32 +135,65 @@ class DeepRNN(nn.Module):
   embed_size: int = 32
   dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, inputs: Array, lengths: Array | None = None) -> Array:
-    """Logits o_t [B, T, O]."""
+  def setup(self):
     if self.transition_shortcut and not self.transition_mlp:
       raise ValueError("transition_shortcut needs a transition_mlp to go around")
-    xs = inputs
     if self.vocab_size is not None:
-      xs = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype, name="embed")(xs)
-    xs = xs.astype(self.dtype)
+      self.embed = nn.Embed(self.vocab_size, self.embed_size, dtype=self.dtype)
     for k, size in enumerate(self.input_mlp):
-      xs = jnp.tanh(nn.Dense(size, dtype=self.dtype, name=f"input_mlp_{k}")(xs))
-    below, layer_outputs = xs, []
+      setattr(self, f"input_mlp_{k}", nn.Dense(size, dtype=self.dtype))
     for l, size in enumerate(self.hidden_sizes):
+      setattr(self, f"layer_{l}", (
+          DeepTransition(self.cell, size, self.transition_mlp, self.cell_options,
+                         self.transition_shortcut, self.dtype) if self.transition_mlp
+          else Recurrent(self.cell, size, self.cell_options, dtype=self.dtype)))
+    for k, size in enumerate(self.output_mlp):
+      setattr(self, f"output_mlp_{k}", nn.Dense(size, dtype=self.dtype))
+    self.V = nn.Dense(self.output_size, dtype=self.dtype)
+
+  def _layers(self) -> list[nn.Module]:
+    return [getattr(self, f"layer_{l}") for l in range(len(self.hidden_sizes))]
+
+  def _inputs(self, inputs: Array) -> Array:
+    """x_t: the embedded tokens (or the inputs), through the deep input MLP."""
+    xs = self.embed(inputs) if self.vocab_size is not None else inputs
+    xs = xs.astype(self.dtype)
+    for k in range(len(self.input_mlp)):
+      xs = jnp.tanh(getattr(self, f"input_mlp_{k}")(xs))
+    return xs
+
+  def _stack(self, xs: Array, run_layer) -> tuple[tuple, Array]:
+    """Every layer over xs (its time axis, or one step): h^l = layer_l(h^{l-1}, and x with
+    skips) (+ h^{l-1} with residuals); returns (the layers' carries, logits)."""
+    below, outputs, carries = xs, [], []
+    for l, (layer, size) in enumerate(zip(self._layers(), self.hidden_sizes, strict=True)):
       layer_in = below if (l == 0 or not self.skip) else jnp.concatenate([below, xs], -1)
-      if self.transition_mlp:
-        hs = DeepTransition(self.cell, size, self.transition_mlp, self.cell_options,
-                            self.transition_shortcut, self.dtype,
-                            name=f"layer_{l}")(layer_in, lengths)
-      else:
-        _, hs = Recurrent(self.cell, size, self.cell_options, dtype=self.dtype,
-                          name=f"layer_{l}")(layer_in, lengths)
+      carry, hs = run_layer(l, layer, layer_in)
       if self.residual and l > 0 and below.shape[-1] == size:
         hs = hs + below
-      layer_outputs.append(hs)
+      carries.append(carry)
+      outputs.append(hs)
       below = hs
-    top = jnp.concatenate(layer_outputs, -1) if self.skip else below
-    for k, size in enumerate(self.output_mlp):
-      top = jnp.tanh(nn.Dense(size, dtype=self.dtype, name=f"output_mlp_{k}")(top))
-    return nn.Dense(self.output_size, dtype=self.dtype, name="V")(top)
+    top = jnp.concatenate(outputs, -1) if self.skip else below
+    for k in range(len(self.output_mlp)):
+      top = jnp.tanh(getattr(self, f"output_mlp_{k}")(top))
+    return tuple(carries), self.V(top)
+
+  def __call__(self, inputs: Array, lengths: Array | None = None) -> Array:
+    """Logits o_t [B, T, O]."""
+    return self._stack(self._inputs(inputs),
+                       lambda l, layer, xs: layer(xs, lengths))[1]
+
+  def run(self, carry: tuple, inputs: Array) -> tuple[tuple, Array]:
+    """(final carry, logits [B, T, O]) from `carry`: the window at once, layer by layer."""
+    return self._stack(self._inputs(inputs),
+                       lambda l, layer, xs: layer(xs, carry=carry[l]))
+
+  def start(self, batch_size: int) -> tuple:
+    """The carry before the first step: every layer's h_0."""
+    return tuple(layer.initial_carry(batch_size) for layer in self._layers())
+
+  def step(self, carry: tuple, inputs: Array) -> tuple[tuple, Array]:
+    """One step (carries, x_t or token) -> (carries, o_t); over a sequence it equals
+    `__call__`."""
+    return self._stack(self._inputs(inputs), lambda l, layer, x: layer.step(carry[l], x))

@@ -24,6 +24,7 @@ from seqlab import decode, tbptt
 from seqlab.problems import base
 
 COMPLETIONS = ("greedy", "beam", "sample")
+RECURRENT = ("rnn", "deep")  # models with start / step / run: a state carried across windows
 
 
 class LanguageModel(base.ProblemBase):
@@ -35,10 +36,10 @@ class LanguageModel(base.ProblemBase):
     super().__init__(config)
     self.vocab = self.task.vocabs["text"]
     self.model = self.build_model(**self.model_sizes())
-    # A model whose step takes (carry, token) from a carry of `start(batch_size)` (the RNN)
-    # continues the stream across windows; the others (Transformer LM, NPLM) see each
-    # window on its own.
-    self.recurrent = config.model.name == "rnn"
+    # A model whose step takes (carry, token) from a carry of `start(batch_size)` (the RNN,
+    # the stacked DeepRNN) continues the stream across windows; the others (Transformer LM,
+    # NPLM, TDNN) see each window on its own.
+    self.recurrent = config.model.name in RECURRENT
 
   def model_sizes(self) -> dict[str, Any]:
     """The model fields the data fixes: vocabulary in and out."""
@@ -124,7 +125,7 @@ class LanguageModel(base.ProblemBase):
 
   def _require_recurrent(self, what: str):
     if not self.recurrent:
-      raise ValueError(f"{what} needs a recurrent model (config.model.name='rnn')")
+      raise ValueError(f"{what} needs a recurrent model (config.model.name in {RECURRENT})")
 
   def _read_prefix(self, params, prefix: str) -> tuple[Any, int]:
     """The state after reading decode.prime + prefix but its last token, and that token."""
