@@ -193,6 +193,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.task.name = ""
   c.task.data_dir = "data"  # prepared datasets are cached here
   c.task.options = ml_collections.ConfigDict()  # the builder's options
+  c.task.curriculum = ()  # ((fraction of options.<curriculum_option>, fraction of the steps),
+  #   ...) per stage, the last stage the task itself, e.g. ((0.1, 0.15), (0.25, 0.15), (0.5,
+  #   0.2), (1.0, 0.5)) on the copy task's delay (Zaremba & Sutskever 2014)
+  c.task.curriculum_option = "delay"  # the task option the curriculum grows
 
   c.model = ml_collections.ConfigDict()  # name + the model's fields, passed through
   c.model.name = ""

@@ -104,6 +104,33 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
       lambda workdir: _command(workdir, data_dir, *args), tmp_path, kill_after=50)
 
 
+def test_a_curriculum_killed_inside_a_stage_resumes_to_the_same_end(tmp_path, data_dir):
+  """Delay 2, then 5: killed after checkpoint 75 (stage 2 runs steps 61-150), the rerun
+  resumes inside stage 2 on its task and ends equal to an uninterrupted run."""
+  args = ("--config.train.num_steps=150", "--config.train.log_every=25",
+          "--config.train.eval_every=50", "--config.train.checkpoint_every=25",
+          "--config.task.curriculum=((0.4, 0.4), (1.0, 0.6))")
+  _assert_killed_and_resumed_run_equals_an_uninterrupted_one(
+      lambda workdir: _command(workdir, data_dir, *args), tmp_path, kill_after=75)
+
+
+def test_curriculum_stages_are_named_and_checked(tmp_path, data_dir):
+  result = _run(_command(tmp_path / "c", data_dir, "--config.train.num_steps=20",
+                         "--config.train.checkpoint_every=10", "--config.train.log_every=10",
+                         "--config.task.curriculum=((0.4, 0.5), (1.0, 0.5))"))
+  assert "curriculum stage 1/2: delay 2, steps 1-10" in result.stdout
+  assert "curriculum stage 2/2: delay 5, steps 11-20" in result.stdout
+  assert _final_params(tmp_path / "c")[0] == 20
+  # Each stage trains and evaluates its own task: the memoryless baseline n log(A) / (T + 2n)
+  # (n = 10 symbols of A = 8) behind loss_vs_baseline is that of delay 2, then of delay 5.
+  evals = [r for r in _metrics(tmp_path / "c") if r["split"] == "validation"]
+  baselines = [r["loss"] / r["loss_vs_baseline"] for r in evals]
+  np.testing.assert_allclose(baselines, [10 * np.log(8) / (T + 20) for T in (2, 5)], rtol=1e-5)
+  bad = _run(_command(tmp_path / "d", data_dir, "--config.task.curriculum=((2.0, 1.0),)"),
+             expect_ok=False)
+  assert bad.returncode == 2 and "config.task.curriculum stage 0: (2.0, 1.0)" in bad.stderr
+
+
 def test_killed_and_resumed_char_lm_carries_its_stream_state(tmp_path, data_dir):
   """The default experiment's path: truncated BPTT with k2 > k1, so the checkpointed state
   (carry and the last k2 - k1 characters) is not empty and must be restored."""

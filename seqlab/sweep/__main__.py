@@ -89,6 +89,10 @@ def run(config) -> None:
   """The sweep, search or benchmark the flags ask for."""
   distributed.initialize()
   config_check.check(config)
+  if config.task.get("curriculum"):
+    raise ValueError("config.task.curriculum: sweeps and searches train one task per program; "
+                     "train a curriculum with python -m seqlab.main (study 8 runs one per "
+                     "population stage by stage)")
   if _SEARCH.value == "optuna":
     return run_search(config)
   pop = sweep.build(config)

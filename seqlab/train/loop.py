@@ -101,8 +101,9 @@ def evaluate(problem: Problem, eval_fn, params, split: str, max_batches: int | N
   return problem.summarize(totals)
 
 
-def train(problem: Problem, config, workdir: str) -> dict:
-  """Train (or resume) `problem` as config.train says; returns the final state."""
+def train(problem: Problem, config, workdir: str, saved_config=None) -> dict:
+  """Train (or resume) `problem` as config.train says; returns the final state. The workdir
+  keeps `saved_config` (default `config`): a curriculum stage passes the whole run's."""
   cfg = config.train
   mesh = mesh_lib.make(config.mesh, sweep=False)
   primary = mesh_lib.is_primary()
@@ -110,7 +111,7 @@ def train(problem: Problem, config, workdir: str) -> dict:
     print(mesh_lib.describe(mesh), flush=True)
   optimizer = optim.make_optimizer(config.optimizer)
   ckpt = checkpoint.Checkpoints(workdir)
-  ckpt.check_config(config.to_dict())
+  ckpt.check_config((saved_config or config).to_dict())
   metrics_writer = writers.MetricsWriter(workdir, enabled=primary)
 
   first_batch = next(problem.train_batches(config.seed, 0))
