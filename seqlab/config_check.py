@@ -32,23 +32,25 @@ PROBABILITIES = {  # in [0, 1]
     "dropout_rate", "density", "validation_fraction", "test_fraction", "teacher_forcing_min",
 }
 FRACTIONS = {"top_p", "leak_rate", "rate"}  # in (0, 1]; `rate` may be a tuple (timescales)
+SAMPLERS, PRUNERS = ("tpe", "random"), ("median", "none")
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
   """Dotted field -> its known values (imported here: the modules that define them)."""
   from seqlab.data.files import ON_ERROR
   from seqlab.data.vocab import LEVELS
+  from seqlab.problems.language_model import COMPLETIONS
   from seqlab.sweep.space import MODES
   from seqlab.train.optim import SCHEDULES
   from seqlab.unroll import BACKENDS
   return {
       "train.nonfinite": ("stop", "skip"),
       "optimizer.schedule": SCHEDULES,
-      "decode.completion": ("greedy", "beam", "sample"),
+      "decode.completion": COMPLETIONS,
       "model.backend": BACKENDS,
       "sweep.mode": MODES,
-      "search.sampler": ("tpe", "random"),
-      "search.pruner": ("median", "none"),
+      "search.sampler": SAMPLERS,  # seqlab.sweep.search's (it imports optuna: not here)
+      "search.pruner": PRUNERS,
       "search.direction": ("minimize", "maximize"),
       "task.options.on_error": ON_ERROR,
       "task.options.level": LEVELS,

@@ -291,6 +291,12 @@ def test_an_impossible_value_is_named(field, value, message, tmp_path):
     config_check.check(config)
 
 
+def test_the_search_choices_are_the_searchs_own():
+  from seqlab.sweep import search
+  assert set(config_check.SAMPLERS) == set(search.SAMPLERS)
+  assert set(config_check.PRUNERS) == set(search.PRUNERS)
+
+
 def test_every_shipped_config_passes_the_checks():
   variants = {"copy": ["cell=clockwork", "cell=multiscale_leaky", "model=deep", "model=tdnn"],
               "char_lstm": ["model=transformer_lm", "size=large"], "word_lm": ["vocab=0"],

@@ -84,17 +84,23 @@ def test_the_second_windows_gradient_ignores_the_first(data_dir, k2):
   assert any(np.abs(g).max() > 0 for g in jax.tree.leaves(given))
 
 
+def _char_lm_runner(workdir, data_dir, variant, size, k2, steps, every):
+  """run(*extra flags): a tiny `configs/char_lstm.py:<variant>` run of seqlab.main."""
+  common = [sys.executable, "-m", "seqlab.main", f"--config=configs/char_lstm.py:{variant}",
+            f"--workdir={workdir}", f"--config.task.data_dir={data_dir}",
+            "--config.task.options.max_chars=30000", size,
+            "--config.train.batch_size=8", "--config.train.seq_len=16",
+            f"--config.train.tbptt_k2={k2}", f"--config.train.num_steps={steps}",
+            f"--config.train.eval_every={every}", f"--config.train.log_every={every}",
+            f"--config.train.checkpoint_every={every}", "--config.decode.max_len=12"]
+  return lambda *extra: subprocess.run([*common, *extra], cwd=ROOT, capture_output=True,
+                                       text=True, timeout=300)
+
+
 def test_char_lm_trains_completes_and_samples(tmp_path, data_dir):
   workdir = tmp_path / "char"
-  common = [sys.executable, "-m", "seqlab.main", "--config=configs/char_lstm.py:cell=gru",
-            f"--workdir={workdir}", f"--config.task.data_dir={data_dir}",
-            "--config.task.options.max_chars=30000", "--config.model.hidden_size=32",
-            "--config.train.batch_size=8", "--config.train.seq_len=16",
-            "--config.train.tbptt_k2=24", "--config.train.num_steps=60",
-            "--config.train.eval_every=30", "--config.train.log_every=30",
-            "--config.train.checkpoint_every=30", "--config.decode.max_len=12"]
-  run = lambda *extra: subprocess.run([*common, *extra], cwd=ROOT, capture_output=True,
-                                      text=True, timeout=300)
+  run = _char_lm_runner(workdir, data_dir, "cell=gru", "--config.model.hidden_size=32",
+                        k2=24, steps=60, every=30)
   out = run()
   assert out.returncode == 0, out.stderr[-2000:]
   assert "bits_per_char" in out.stdout and "completions (beam: width 4" in out.stdout
@@ -118,21 +124,15 @@ def test_char_lm_trains_completes_and_samples(tmp_path, data_dir):
 def test_a_two_layer_char_lm_trains_through_truncated_bptt_and_completes(tmp_path, data_dir):
   """configs/char_lstm.py:model=deep from the command line: both layers' state carried."""
   workdir = tmp_path / "deep"
-  common = [sys.executable, "-m", "seqlab.main", "--config=configs/char_lstm.py:model=deep",
-            f"--workdir={workdir}", f"--config.task.data_dir={data_dir}",
-            "--config.task.options.max_chars=30000", "--config.model.hidden_sizes=(32, 32)",
-            "--config.train.batch_size=8", "--config.train.seq_len=16",
-            "--config.train.tbptt_k2=16", "--config.train.num_steps=40",
-            "--config.train.eval_every=20", "--config.train.log_every=20",
-            "--config.train.checkpoint_every=40", "--config.decode.max_len=12"]
-  out = subprocess.run(common, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  run = _char_lm_runner(workdir, data_dir, "model=deep", "--config.model.hidden_sizes=(32, 32)",
+                        k2=16, steps=40, every=20)
+  out = run()
   assert out.returncode == 0, out.stderr[-2000:]
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   bits = [r["bits_per_char"] for r in records if r["split"] == "validation"]
   assert bits[1] < bits[0], bits
   assert out.stdout.count("    beam   -> ") == 2  # the two default prefixes, completed
-  done = subprocess.run([*common, "--mode=complete", "--prefix=Romeo:"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=300)
+  done = run("--mode=complete", "--prefix=Romeo:")
   assert done.returncode == 0 and done.stdout.count("'Romeo:' -> ") == 1, done.stderr[-2000:]
 
 
