@@ -167,6 +167,32 @@ def sequence_model(name: str, cell: str, hidden_size: int, embed_size: int | Non
   return m
 
 
+def long_lag_recipe(c: ml_collections.ConfigDict, learning_rate: float, num_steps: int,
+                    t_max: int) -> None:
+  """Study 8's training recipe for long lags, set on config `c`: Adam at `learning_rate` with
+  a cosine decay to a tenth over `num_steps`, global-norm clipping at 1 (Pascanu et al.
+  2013), chrono initialisation T_max = `t_max` for the gated cells that have it (Tallec &
+  Ollivier 2018), and the study's data: 4096 training sequences, 256 validated in 8 batches."""
+  c.optimizer.learning_rate = learning_rate
+  c.optimizer.schedule = "cosine"
+  c.optimizer.decay_steps = c.train.num_steps = num_steps
+  c.optimizer.end_learning_rate = learning_rate / 10
+  c.optimizer.clip_norm = 1.0
+  if "chrono" in c.model.get("cell_options", {}):
+    c.model.cell_options.chrono = float(t_max)
+  o = c.task.options
+  o.num_train, o.num_validation, o.num_test = 4096, 256, 64
+  c.train.batch_size, c.train.eval_batches = 32, 8
+
+
+def wants_long_lag_recipe(recipe: str, length: int, threshold: int) -> bool:
+  """The `recipe` variant of the copy and adding configs: 'auto' (from `threshold` on),
+  'long_lag' or 'none'."""
+  if recipe not in ("auto", "long_lag", "none"):
+    raise ValueError(f"config variant recipe={recipe!r}; known: auto, long_lag, none")
+  return recipe == "long_lag" or (recipe == "auto" and length >= threshold)
+
+
 def parse_variant(arg: str | None, defaults: dict) -> dict:
   """'cell=gru,delay=200' -> defaults updated, values typed like the defaults."""
   out = dict(defaults)

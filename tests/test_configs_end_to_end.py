@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqlab import config as base
 from seqlab.train.checkpoint import config_differences
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,3 +91,20 @@ def test_a_tuple_config_field_equals_its_list_read_back_from_config_json():
   assert config_differences(saved, same) == []
   assert config_differences(saved, {"model": {"hidden_sizes": (64, 32)},
                                     "sweep": {"axes": ()}}) == ["model.hidden_sizes"]
+
+
+@pytest.mark.parametrize("file,key,threshold", [("copy.py", "delay", 50), ("adding.py", "T", 100)])
+def test_the_long_lag_recipe_comes_with_the_length_and_the_recipe_variant(file, key, threshold):
+  """recipe=auto takes study 8's recipe from the task's LONG_LAG on; long_lag and none force it."""
+  load = lambda arg: base.load_file(ROOT / "configs" / file, arg)
+  has_recipe = lambda c: c.optimizer.schedule == "cosine" and c.task.options.num_train == 4096
+  assert not has_recipe(load(f"cell=gru,{key}={threshold - 1}"))
+  at = load(f"cell=gru,{key}={threshold}")
+  assert has_recipe(at) and at.optimizer.end_learning_rate == at.optimizer.learning_rate / 10
+  length = threshold + (2 * at.task.options.num_symbols if key == "delay" else 0)
+  assert at.model.cell_options.chrono == length  # T_max: the sequence's length
+  assert has_recipe(load(f"cell=gru,{key}=10,recipe=long_lag"))
+  assert not has_recipe(load(f"cell=gru,{key}={2 * threshold},recipe=none"))
+  assert load(f"cell=irnn,{key}={threshold}").optimizer.learning_rate < at.optimizer.learning_rate
+  with pytest.raises(ValueError, match="recipe='longlag'"):
+    load(f"cell=gru,{key}=10,recipe=longlag")

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 from config_testing import load_experiment
 
+from seqlab import config as base
 from seqlab.analysis import report
+from seqlab.sweep import studies
 
 ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +115,28 @@ def test_study8_copy_rows_seeds_and_curriculum(tmp_path, data_dir):
       assert len(curve) == len(result["curve_steps"]) == 40 and all(v > 0 for v in curve)
 
 
-def test_study8_reuses_a_program_only_with_its_own_settings(monkeypatch):
-  """A cached program is rerun when its own cell's recipe changes, not when another's does."""
+def test_study8_reuses_a_program_only_with_its_own_config():
+  """A cached program is rerun when its own config changes, not when another's does; the
+  data's cache folder does not count."""
   study8 = load_experiment("study8_long_lags")
-  before = {c: study8.signature("adding", c, 3000, (0, 1, 2), False, True) for c in ("irnn",
-                                                                                     "lstm")}
-  monkeypatch.setitem(study8.RECIPES["adding"]["cells"], "irnn", (1e-4, {}))
-  after = {c: study8.signature("adding", c, 3000, (0, 1, 2), False, True) for c in ("irnn",
-                                                                                    "lstm")}
-  assert after["lstm"] == before["lstm"] and after["irnn"] != before["irnn"]
-  assert study8.signature("adding", "lstm", 2000, (0, 1, 2), False, True) != before["lstm"]
+  program = lambda cell, steps=0, data_dir="data": study8.config_of(
+      "adding", 200, cell, (0, 1, 2), steps, False, True, data_dir)
+  lstm = study8.signature(program("lstm"))
+  assert study8.signature(program("lstm", data_dir="/tmp/elsewhere")) == lstm
+  assert study8.signature(program("irnn")) != lstm
+  assert study8.signature(program("lstm", steps=2000)) != lstm
+  changed = studies.with_fields(program("lstm"), {"optimizer.learning_rate": 1e-4})
+  assert study8.signature(changed) != lstm
+
+
+def test_study8_trains_the_configs_own_recipe():
+  """One source of truth: a study 8 program is the config file's long-lag variant."""
+  study8 = load_experiment("study8_long_lags")
+  config = study8.config_of("copy", 100, "lstm", (0, 1), 0, False, True)
+  cli = base.load_file(CONFIGS / "copy.py", "cell=lstm,delay=100")
+  for field in ("optimizer", "train", "model"):
+    assert config[field].to_dict() == cli[field].to_dict()
+  assert config.task.curriculum == cli.task.curriculum and len(cli.task.curriculum) == 4
+  assert study8.recipe_text(config) == "chrono init, curriculum, lr 0.003"
+  assert study8.recipe_text(study8.config_of("adding", 200, "irnn", (0,), 0, False, True)) == (
+      "lr 0.0003")
