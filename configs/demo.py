@@ -1,7 +1,7 @@
 """Demo: an LSTM learns the copy task (remember n symbols across a blank delay).
 
-Launch:   python3 scripts/dev.py demo
-          (= python -m seqlab.demo --config=configs/demo.py)
+Launch:   python -m seqlab.demo --config=configs/demo.py
+          (`python3 scripts/dev.py demo` trains the character LM, configs/char_lstm.py)
 Variants: --config=configs/demo.py:gru   (any cell name of seqlab.cells.CELLS but jordan)
 Runtime:  about 10 seconds on 2 CPU cores (compilation included).
 Expected: the loss falls from 1.60 nats per step below the memoryless baseline

@@ -1,7 +1,8 @@
 """Config variants trained at their defaults: runtime and validation result, one markdown row each.
 
-The variants are those in RUNS (each config's default is measured in its own docstring);
-the table goes to `docs/figures/config_table.md`.
+Two tables: `--table=variants` (RUNS, the variants beyond each config's default) goes to
+`docs/figures/config_table.md`; `--table=readme` (README_RUNS, the runs behind the README's
+config table) to `docs/figures/readme_table.md`.
 
 Each run is `python -m seqlab.main --config=configs/<file>:<variant>` in its own workdir,
 `--jobs` at a time (runtimes are wall clock with that many runs sharing the machine).
@@ -9,6 +10,7 @@ A run whose workdir already holds a result is not trained again, so an interrupt
 resumes; `--only` picks runs by substring.
 
     python experiments/config_table.py --workdir=runs/config_table            # ~30 min, 2 cores
+    python experiments/config_table.py --table=readme --workdir=runs/readme_table  # ~20 min
     python experiments/config_table.py --only=copy.py:cell=clockwork
 """
 
@@ -27,7 +29,10 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/config_table", "Where runs and r
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
 _JOBS = flags.DEFINE_integer("jobs", 2, "Runs at a time.")
 _ONLY = flags.DEFINE_string("only", "", "Only the runs whose name contains this.")
-_OUT = flags.DEFINE_string("out", "docs/figures/config_table.md", "The markdown table.")
+_TABLE = flags.DEFINE_enum("table", "variants", ["variants", "readme"], "Which runs: the "
+                           "variants beyond the defaults, or the README's config table.")
+_OUT = flags.DEFINE_string("out", "", "The markdown table (default: docs/figures/"
+                           "config_table.md, or readme_table.md for --table=readme).")
 
 ROOT = Path(__file__).resolve().parent.parent
 # The variants beyond each config's default; the defaults' rows are measured in the configs'
@@ -35,9 +40,17 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = ([f"copy.py:cell={cell}" for cell in base.CELL_PRESETS]
         + [f"copy.py:model={m}" for m in ("jordan", "bidirectional", "deep", "tdnn")]
         + [f"char_lstm.py:model={m}" for m in ("nplm", "tdnn", "transformer_lm")]
-        + ["char_lstm.py:cell=gru", "esn.py:series=narma10", "esn.py:series=sine_mixture",
+        + ["char_lstm.py:cell=lstm", "esn.py:series=narma10", "esn.py:series=sine_mixture",
            "classify.py:task=parity,cell=gru", "translation.py:cell=gru"])
-METRICS = ("loss_vs_baseline", "accuracy", "bits_per_char", "nrmse", "bleu_beam", "loss")
+# The README's config table: each config at its defaults, and the variants its rows quote.
+README_RUNS = ["char_lstm.py", "word_lm.py", "copy.py:cell=lstm", "copy.py:cell=gru",
+               "copy.py:cell=lstm,delay=100", "copy.py:cell=gru,delay=200",
+               "adding.py:cell=irnn", "adding.py:cell=gru", "classify.py:task=parity",
+               "classify.py:task=bracket_depth", "classify.py:task=digits,model=deep",
+               "classify.py:task=digits,model=grid", "translation.py", "esn.py", "tree.py",
+               "caption.py"]
+METRICS = ("loss_vs_baseline", "accuracy", "bits_per_char", "perplexity", "nrmse", "bleu_beam",
+           "exact_match", "loss")
 
 
 def slug(run: str) -> str:
@@ -69,27 +82,45 @@ def last_validation(workdir: Path) -> dict:
   return {"step": last["step"], "metrics": {k: last[k] for k in METRICS if k in last}}
 
 
-def table(results: list[dict]) -> str:
-  lines = ["| config:variant | steps | runtime | validation |", "|---|---|---|---|"]
-  for r in results:
-    if "error" in r:
-      lines.append(f"| `{r['run']}` | - | failed | {r['error']} |")
-      continue
-    shown = ", ".join(f"{k} {v:.3g}" for k, v in r["metrics"].items())
-    lines.append(f"| `{r['run']}` | {r['step']} | {r['seconds'] / 60:.1f} min | {shown} |")
+def row(r: dict) -> str:
+  """One markdown row: the run, its steps, runtime and last validation metrics (dated)."""
+  if "error" in r:
+    return f"| `{r['run']}` | - | failed | {r['error']} | {time.strftime('%Y-%m-%d')} |"
+  shown = ", ".join(f"{k} {v:.3g}" for k, v in r["metrics"].items())
+  return (f"| `{r['run']}` | {r['step']} | {r['seconds'] / 60:.1f} min | {shown} | "
+          f"{time.strftime('%Y-%m-%d')} |")
+
+
+def table(results: list[dict], runs: list[str], out: Path) -> str:
+  """The table of `runs` in order: the rows measured now, and for the others (a run with
+  --only) the row `out` holds already."""
+  kept = {}
+  if out.exists():
+    for line in out.read_text().splitlines():
+      if line.startswith("| `"):
+        kept[line.split("`")[1]] = line
+  fresh = {r["run"]: row(r) for r in results}
+  lines = ["| config:variant | steps | runtime | validation | measured |", "|---|---|---|---|---|"]
+  lines += [fresh.get(run) or kept[run] for run in runs if run in fresh or run in kept]
   return "\n".join(lines) + "\n"
 
 
 def main(argv):
   del argv
-  runs = [r for r in RUNS if _ONLY.value in r]
+  readme = _TABLE.value == "readme"
+  every = README_RUNS if readme else RUNS
+  runs = [r for r in every if _ONLY.value in r]
   with concurrent.futures.ThreadPoolExecutor(_JOBS.value) as pool:
     results = list(pool.map(train, runs))
   for r in results:
     print(json.dumps(r), flush=True)
-  text = table(results)
-  Path(_OUT.value).write_text(f"Measured with {_JOBS.value} runs at a time on this machine:\n\n"
-                              + text)
+  out = Path(_OUT.value or f"docs/figures/{'readme' if readme else 'config'}_table.md")
+  text = table(results, every, out)
+  command = "python experiments/config_table.py" + (" --table=readme" if readme else "")
+  out.write_text(f"`{command}` (each row: `python -m seqlab.main --config=configs/"
+                 f"<config:variant>` at its config's defaults; runtimes with {_JOBS.value} runs "
+                 "at a time on 2 shared CPU cores, data preparation included; `--only=...` "
+                 "reruns the rows it names):\n\n" + text)
   print(text)
 
 

@@ -1,6 +1,6 @@
 """Set up the local virtual environment and run the demo or the tests in it.
 
-    python3 scripts/dev.py demo [flags...]   # the default experiment (char LSTM, Shakespeare)
+    python3 scripts/dev.py demo [flags...]   # the default experiment (char LM, Shakespeare)
     python3 scripts/dev.py test [pytest args...]
 
 Needs only Python >= 3.11 with venv and pip. The venv (.venv) is created on first use

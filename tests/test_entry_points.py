@@ -45,9 +45,9 @@ def test_worked_example_prints_the_notes_update():
 @pytest.mark.slow
 def test_default_experiment_reaches_its_documented_bits_per_character(tmp_path):
   """`python3 scripts/dev.py demo` as documented in configs/char_lstm.py (about 2 minutes on
-  2 idle cores): validation 2.53 bits per character after 1500 steps; a model that learned
-  nothing stays near log2(vocabulary) ~ 6."""
+  2 idle cores): validation ~2.17 bits per character after 2500 steps (the 7-gram: 2.196);
+  a model that learned nothing stays near log2(vocabulary) ~ 6."""
   out = _run("-m", "seqlab.main", "--config=configs/char_lstm.py", f"--workdir={tmp_path}",
              timeout=3600)
   bits = [float(b) for b in re.findall(r"validation: .*bits_per_char ([\d.]+)", out)]
-  assert bits and bits[-1] < 2.7, bits
+  assert bits and bits[-1] < 2.25, bits

@@ -207,5 +207,5 @@ def test_without_a_compiler_the_demo_runs_on_the_scan_and_says_why(tmp_path):
   lines = proc.stdout.splitlines()
   unavailable = [line for line in lines if "oneDNN's RNN backend is unavailable" in line]
   assert len(unavailable) == 1 and "no C++ compiler" in unavailable[0], proc.stdout[:2000]
-  assert any("layer recurrent (lstm, H=16): scan" in line for line in lines), proc.stdout[:2000]
+  assert any("layer recurrent (gru, H=16): scan" in line for line in lines), proc.stdout[:2000]
   assert "step      3/3" in proc.stdout or "3/3" in proc.stdout

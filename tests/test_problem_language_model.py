@@ -210,12 +210,22 @@ def test_samples_follow_the_model_after_a_newline(data_dir):
     assert abs(draws.count(text) / 3000 - p_text) < 0.03, (text, p_text)
 
 
-def test_char_lstm_large_variant_sets_size_and_schedule():
+def test_char_lstm_large_variant_is_the_two_layer_model():
   path = ROOT / "configs" / "char_lstm.py"
   large = base.load_file(path, "size=large")
-  assert (large.model.hidden_size, large.model.embed_size) == (512, 64)
+  assert large.model.name == "deep" and large.model.hidden_sizes == (384, 384)
+  assert large.model.embed_size == 64
   assert large.optimizer.decay_steps == large.train.num_steps == 6000
   assert large.optimizer.end_learning_rate == pytest.approx(large.optimizer.learning_rate / 10)
-  assert base.load_file(path).model.hidden_size == 256
+  one_layer = base.load_file(path, "size=large,model=rnn,cell=lstm")
+  assert (one_layer.model.name, one_layer.model.hidden_size) == ("rnn", 384)
+  assert one_layer.model.cell == "lstm"
+  demo = base.load_file(path)
+  assert (demo.model.name, demo.model.cell, demo.model.hidden_size) == ("rnn", "gru", 256)
+  assert demo.train.num_steps == demo.optimizer.decay_steps == 2500
+  window = base.load_file(path, "model=transformer_lm")  # keeps its own measured schedule
+  assert (window.optimizer.learning_rate, window.train.num_steps) == (3e-3, 1500)
   with pytest.raises(ValueError, match="size variant 'huge'"):
     base.load_file(path, "size=huge")
+  with pytest.raises(ValueError, match="size=large sizes the recurrent models"):
+    base.load_file(path, "size=large,model=nplm")
