@@ -53,6 +53,13 @@ def cell_preset(name: str) -> tuple[str, ml_collections.ConfigDict]:
   return family, cell_options(family, options)
 
 
+def parallel_options() -> ml_collections.ConfigDict:
+  """config.model.parallel: the solver of backend=parallel (seqlab.unroll.parallel); a 0 takes
+  the solver's default (tol: eps^0.75 of the dtype; max_iters: T, damped 2 T + 100)."""
+  return ml_collections.ConfigDict({"solver": "newton", "tol": 0.0, "max_iters": 0,
+                                    "damping": 1.0})
+
+
 def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
               pattern: str = "many_to_many") -> ml_collections.ConfigDict:
   """config.model for the `rnn` model with the CELL_PRESETS cell `cell`; the vocabulary and
@@ -61,7 +68,8 @@ def rnn_model(cell: str, hidden_size: int, embed_size: int | None = None,
   m.name, m.pattern = "rnn", pattern
   m.cell, m.cell_options = cell_preset(cell)
   m.hidden_size = hidden_size
-  m.backend = "auto"  # auto | scan | onednn | cudnn: how the recurrent layer runs (seqlab.unroll)
+  m.backend = "auto"  # auto | scan | onednn | cudnn | parallel: how the layer runs (seqlab.unroll)
+  m.parallel = parallel_options()  # backend=parallel's solver
   if embed_size is not None:
     m.embed_size = embed_size
     m.vocab_size = config_dict.placeholder(int)  # fixed by the data

@@ -43,11 +43,13 @@ def _choices() -> dict[str, tuple[str, ...]]:
   from seqlab.sweep.space import MODES
   from seqlab.train.optim import SCHEDULES
   from seqlab.unroll import BACKENDS
+  from seqlab.unroll.parallel import SOLVERS
   return {
       "train.nonfinite": ("stop", "skip"),
       "optimizer.schedule": SCHEDULES,
       "decode.completion": COMPLETIONS,
       "model.backend": BACKENDS,
+      "model.parallel.solver": tuple(SOLVERS),
       "sweep.mode": MODES,
       "search.sampler": SAMPLERS,  # seqlab.sweep.search's (it imports optuna: not here)
       "search.pruner": PRUNERS,

@@ -36,7 +36,9 @@ class Recurrent(nn.Module):
     dtype: computation dtype (params are stored in float32 and cast).
     backend: one of `unroll.BACKENDS`: "auto" (oneDNN on CPU where the cell allows, else the
       scan), "scan", "onednn" or "cudnn" (see `seqlab.unroll`); the first trace prints
-      which one runs the layer.
+      which one runs the layer; "parallel" unrolls by Newton's method on the trajectory.
+    parallel: backend="parallel"'s solver options (solver, tol, max_iters, damping; see
+      `seqlab.unroll.parallel.unroll`).
   """
 
   cell: str
@@ -46,6 +48,7 @@ class Recurrent(nn.Module):
   unroll: int = 1
   dtype: Any = jnp.float32
   backend: str = "auto"
+  parallel: Mapping[str, Any] | None = None
 
   def make_cell(self) -> cells.Cell:
     """The pure cell with this layer's options bound."""
@@ -70,7 +73,8 @@ class Recurrent(nn.Module):
     unroll.say_once("seqlab: " + unroll.describe(name, cell.step, params, carry, xs, lengths,
                                                  self.reverse, return_carries, self.backend))
     return unroll.scan(cell.step, params, carry, xs, lengths, self.reverse, self.unroll,
-                       return_carries, backend=self.backend)
+                       return_carries, backend=self.backend,
+                       parallel_options=dict(self.parallel or {}))
 
   def _params(self) -> Any:
     """The cell's params (created by `__call__` at init), in the computation dtype."""

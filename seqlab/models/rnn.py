@@ -46,14 +46,15 @@ class RNN(nn.Module):
   embed_size: int = 32
   unroll: int = 1
   dtype: Any = jnp.float32
-  backend: str = "auto"  # auto | scan | onednn | cudnn (see seqlab.unroll)
+  backend: str = "auto"  # auto | scan | onednn | cudnn | parallel (see seqlab.unroll)
+  parallel: Mapping[str, Any] | None = None  # backend=parallel's solver options
 
   def setup(self):
     if self.pattern not in PATTERNS:
       raise ValueError(f"unknown RNN pattern {self.pattern!r}; known patterns: {list(PATTERNS)}")
     self.recurrent = Recurrent(
         self.cell, self.hidden_size, self.cell_options, unroll=self.unroll, dtype=self.dtype,
-        backend=self.backend,
+        backend=self.backend, parallel=self.parallel,
     )
     self.output = nn.Dense(self.output_size, dtype=self.dtype, name="V")
     if self.vocab_size is not None:

@@ -16,6 +16,10 @@ The backends (`scan(..., backend=...)`, `--config.model.backend`), each in its o
             vmappable. No lengths, no return_carries.
     cudnn   cuDNN's LSTM (cudnn.py): CUDA GPU, standard lstm, float32, forward direction,
             no vmap.
+    parallel  Newton's method on the whole trajectory, all steps at once by a prefix scan
+            (parallel.py: DEER, quasi-DEER, damped): any cell with a floating-point carry,
+            no lengths, no reverse; `parallel=` holds the solver's options. Where a sequence
+            does not converge its outputs and final carry are NaN and one line says why.
     auto    (default) onednn on CPU wherever `onednn.support` allows, else the scan.
 """
 
@@ -23,9 +27,10 @@ import functools
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from seqlab.cells import lstm
-from seqlab.unroll import cudnn, onednn, plain
+from seqlab.unroll import cudnn, onednn, parallel, plain
 from seqlab.unroll import fused as fused_path
 from seqlab.unroll.plain import (
     Array,
@@ -38,7 +43,7 @@ from seqlab.unroll.plain import (
     time_major,
 )
 
-BACKENDS = ("auto", "scan", "onednn", "cudnn")
+BACKENDS = ("auto", "scan", "onednn", "cudnn", "parallel")
 _said: set[str] = set()
 
 
@@ -61,6 +66,11 @@ def choose(step: Step, params: Any, carry: Any, xs: Any, lengths: Array | None =
     raise ValueError(f"unknown recurrent backend {backend!r}; known: {list(BACKENDS)}")
   if backend == "scan" or (backend == "auto" and fused is not None):
     return "scan", None
+  if backend == "parallel":
+    if lengths is not None or reverse:
+      raise ValueError("backend='parallel' runs whole sequences forwards (no lengths, no "
+                       "reverse); use backend='scan' for padded or reversed layers")
+    return "parallel", None
   if backend == "cudnn":
     func = step.func if isinstance(step, functools.partial) else step
     if func is not lstm.step or reverse or return_carries:
@@ -85,6 +95,8 @@ def describe(name: str, step: Step, params: Any, carry: Any, xs: Any,
     return f"{name}: oneDNN fused {onednn.CELL_NAMES[cell]} (backend={backend})"
   if path == "cudnn":
     return f"{name}: cuDNN LSTM (backend=cudnn)"
+  if path == "parallel":
+    return f"{name}: parallel unroll over time (Newton on the trajectory; backend=parallel)"
   return f"{name}: scan (backend={backend}" + (f"; not oneDNN: {why})" if why else ")")
 
 
@@ -99,6 +111,7 @@ def scan(
     return_carries: bool = False,
     fused: bool | None = None,
     backend: str = "auto",
+    parallel_options: dict | None = None,
 ):
   """Run `step` over time: returns (final_carry, ys) or (final_carry, ys, carries).
 
@@ -121,6 +134,8 @@ def scan(
       Either way only when return_carries is False.
     backend: one of BACKENDS (see the module docstring); "auto" takes oneDNN on CPU wherever
       it can run the cell and its options.
+    parallel_options: backend="parallel"'s keyword options of `parallel.unroll` (solver,
+      tol, max_iters, damping; a 0 or None takes that option's default).
 
   Returns:
     The final carry, the outputs ys [B, T, ...], and the carries if asked.
@@ -135,6 +150,8 @@ def scan(
     return carry, batch_major(flip(ys))
   if path == "cudnn":
     return cudnn.lstm(params, carry, xs, lengths)
+  if path == "parallel":
+    return _parallel(step, params, carry, xs, return_carries, parallel_options or {})
   bf16 = any(leaf.dtype == jax.numpy.bfloat16 for leaf in jax.tree.leaves(xs))
   use = fused is True or (fused is None and not bf16)
   run = fused_path.runner(step, unroll, automatic=fused is None) if use and not return_carries \
@@ -144,8 +161,35 @@ def scan(
   return fused_path.scan(run, params, carry, xs, lengths, reverse)
 
 
+def _parallel(step: Step, params: Any, carry: Any, xs: Any, return_carries: bool,
+              options: dict):
+  """backend="parallel": `parallel.unroll`, its outputs NaN where a sequence did not converge
+  (a training step then stops as non-finite), with one printed line naming the solver and
+  residual, never a silently wrong trajectory."""
+  options = {k: v for k, v in dict(options).items() if v}  # 0 / None: the solver's default
+  *out, diagnostics = parallel.unroll(step, params, carry, xs, return_carries=return_carries,
+                                      **options)
+
+  def report(converged, iterations, residual):
+    d = parallel.Diagnostics(converged=converged, iterations=iterations, residual=residual,
+                             solver=diagnostics.solver, tol=diagnostics.tol,
+                             max_iters=diagnostics.max_iters)
+    try:
+      parallel.check_converged(d, "a recurrent layer")
+    except ValueError as error:
+      say_once(f"seqlab: {error}")
+
+  jax.debug.callback(report, diagnostics.converged, diagnostics.iterations,
+                     diagnostics.residual)
+  ok = diagnostics.converged
+  def poison(a):  # rows [B, ...] that did not converge -> NaN
+    mask = ok.reshape(ok.shape + (1,) * (a.ndim - 1))
+    return jnp.where(mask, a, jnp.nan) if jnp.issubdtype(a.dtype, jnp.floating) else a
+  return tuple(jax.tree.map(poison, part) for part in out)
+
+
 __all__ = [
     "BACKENDS", "batch_major", "choose", "cudnn", "describe", "fused_path", "length_mask",
-    "num_steps", "onednn", "plain", "reverse_within_lengths", "say_once", "scan",
+    "num_steps", "onednn", "parallel", "plain", "reverse_within_lengths", "say_once", "scan",
     "shift_right", "time_major",
 ]
