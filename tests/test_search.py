@@ -30,7 +30,7 @@ def data_dir(tmp_path_factory):
   return path
 
 
-def _worker(data_dir, url: str, trials: int, batch: int = 2) -> subprocess.Popen:
+def _worker(data_dir, url: str, trials: int, batch: int = 2, steps: int = 4) -> subprocess.Popen:
   """`python -m seqlab.sweep --search=optuna` on the tiny copy task (1 s heartbeats)."""
   options = dict(alphabet_size=4, num_symbols=3, delay=3, num_train=64, num_validation=16,
                  num_test=16)
@@ -38,8 +38,8 @@ def _worker(data_dir, url: str, trials: int, batch: int = 2) -> subprocess.Popen
           f"--config.task.data_dir={data_dir}",
           *(f"--config.task.options.{k}={v}" for k, v in options.items()),
           "--config.model.hidden_size=8", "--config.model.embed_size=4",
-          "--config.train.batch_size=8", "--config.train.num_steps=4",
-          "--config.train.eval_every=2", "--config.train.eval_batches=1",
+          "--config.train.batch_size=8", f"--config.train.num_steps={steps}",
+          f"--config.train.eval_every={max(2, steps // 2)}", "--config.train.eval_batches=1",
           f"--config.search.batch={batch}", "--config.search.heartbeat_s=1",
           f"--config.search.space={SPACE!r}", "--search=optuna", "--study=test",
           f"--storage={url}", f"--trials={trials}"]
@@ -94,10 +94,13 @@ def test_two_workers_on_a_postgresql_server(data_dir):
     _assert_exactly(url, 4)
 
 
+STEPS_TO_KILL = 1500  # long enough that a kill 1.5 s into the batch lands mid-training
+
+
 def test_a_killed_workers_trials_are_retried(data_dir, tmp_path):
   """SIGKILL a worker while its batch trains; the next worker fails and reruns its trials."""
   url = f"sqlite:///{tmp_path}/optuna.db"
-  doomed = _worker(data_dir, url, 3, batch=3)
+  doomed = _worker(data_dir, url, 3, batch=3, steps=STEPS_TO_KILL)
   deadline = time.monotonic() + 300
   while time.monotonic() < deadline and doomed.poll() is None:
     try:
@@ -113,7 +116,11 @@ def test_a_killed_workers_trials_are_retried(data_dir, tmp_path):
   assert doomed.poll() is None, "the worker finished before it could be killed"
   doomed.send_signal(signal.SIGKILL)
   doomed.communicate()
-  _finish(_worker(data_dir, url, 3, batch=3))
+  # The trials still RUNNING now are those the kill cut off (nothing changes them after it).
+  running = optuna.load_study(study_name="test", storage=url).get_trials(
+      states=(TrialState.RUNNING,))
+  assert running, "the worker's batch ended before the kill: lengthen STEPS_TO_KILL"
+  _finish(_worker(data_dir, url, 3, batch=3, steps=STEPS_TO_KILL))
   failed = _assert_exactly(url, 3)
   killed = {t.number: t.params for t in failed if not t.user_attrs.get("surplus")}
   assert set(killed) >= {t.number for t in running}
