@@ -1,8 +1,8 @@
 """Config variants trained at their defaults: runtime and validation result, one markdown row each.
 
 Two tables: `--table=variants` (RUNS, the variants beyond each config's default) goes to
-`docs/figures/config_table.md`; `--table=readme` (README_RUNS, the runs behind the README's
-config table) to `docs/figures/readme_table.md`.
+`docs/figures/config_table.md`; `--table=front_page` (FRONT_PAGE_RUNS, each config at its
+defaults and the variants the front page quotes) to `docs/figures/front_page_table.md`.
 
 Each run is `python -m seqlab.main --config=configs/<file>:<variant>` in its own workdir,
 `--jobs` at a time (runtimes are wall clock with that many runs sharing the machine).
@@ -10,7 +10,7 @@ A run whose workdir already holds a result is not trained again, so an interrupt
 resumes; `--only` picks runs by substring.
 
     python experiments/config_table.py --workdir=runs/config_table            # ~30 min, 2 cores
-    python experiments/config_table.py --table=readme --workdir=runs/readme_table  # ~20 min
+    python experiments/config_table.py --table=front_page --workdir=runs/front_page  # ~20 min
     python experiments/config_table.py --only=copy.py:cell=clockwork
 """
 
@@ -29,10 +29,10 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/config_table", "Where runs and r
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Prepared datasets are cached here.")
 _JOBS = flags.DEFINE_integer("jobs", 2, "Runs at a time.")
 _ONLY = flags.DEFINE_string("only", "", "Only the runs whose name contains this.")
-_TABLE = flags.DEFINE_enum("table", "variants", ["variants", "readme"], "Which runs: the "
-                           "variants beyond the defaults, or the README's config table.")
+_TABLE = flags.DEFINE_enum("table", "variants", ["variants", "front_page"], "Which runs: "
+                           "the variants beyond the defaults, or the front page's table.")
 _OUT = flags.DEFINE_string("out", "", "The markdown table (default: docs/figures/"
-                           "config_table.md, or readme_table.md for --table=readme).")
+                           "config_table.md, or front_page_table.md for --table=front_page).")
 
 ROOT = Path(__file__).resolve().parent.parent
 # The variants beyond each config's default; the defaults' rows are measured in the configs'
@@ -42,8 +42,8 @@ RUNS = ([f"copy.py:cell={cell}" for cell in base.CELL_PRESETS]
         + [f"char_lstm.py:model={m}" for m in ("nplm", "tdnn", "transformer_lm")]
         + ["char_lstm.py:cell=lstm", "esn.py:series=narma10", "esn.py:series=sine_mixture",
            "classify.py:task=parity,cell=gru", "translation.py:cell=gru"])
-# The README's config table: each config at its defaults, and the variants its rows quote.
-README_RUNS = ["char_lstm.py", "word_lm.py", "copy.py:cell=lstm", "copy.py:cell=gru",
+# The front page's config table: each config at its defaults, and the variants it quotes.
+FRONT_PAGE_RUNS = ["char_lstm.py", "word_lm.py", "copy.py:cell=lstm", "copy.py:cell=gru",
                "copy.py:cell=lstm,delay=100", "copy.py:cell=gru,delay=200",
                "adding.py:cell=irnn", "adding.py:cell=gru", "classify.py:task=parity",
                "classify.py:task=bracket_depth", "classify.py:task=digits,model=deep",
@@ -107,16 +107,16 @@ def table(results: list[dict], runs: list[str], out: Path) -> str:
 
 def main(argv):
   del argv
-  readme = _TABLE.value == "readme"
-  every = README_RUNS if readme else RUNS
+  front_page = _TABLE.value == "front_page"
+  every = FRONT_PAGE_RUNS if front_page else RUNS
   runs = [r for r in every if _ONLY.value in r]
   with concurrent.futures.ThreadPoolExecutor(_JOBS.value) as pool:
     results = list(pool.map(train, runs))
   for r in results:
     print(json.dumps(r), flush=True)
-  out = Path(_OUT.value or f"docs/figures/{'readme' if readme else 'config'}_table.md")
+  out = Path(_OUT.value or f"docs/figures/{'front_page' if front_page else 'config'}_table.md")
   text = table(results, every, out)
-  command = "python experiments/config_table.py" + (" --table=readme" if readme else "")
+  command = "python experiments/config_table.py" + (" --table=front_page" if front_page else "")
   out.write_text(f"`{command}` (each row: `python -m seqlab.main --config=configs/"
                  f"<config:variant>` at its config's defaults; runtimes with {_JOBS.value} runs "
                  "at a time on 2 shared CPU cores, data preparation included; `--only=...` "

@@ -38,7 +38,7 @@ CASES = {
     "bad_variant": (("--config=configs/copy.py:cell=lstmm",),
                     ("unknown cell 'lstmm'", "'clockwork', 'coupled_lstm'", "'torch_gru'")),
     "unknown_variant_key": (("--config=configs/copy.py:celll=gru",),
-                            ("'celll'", "['cell', 'delay', 'model']")),
+                            ("'celll'", "['cell', 'delay', 'model', 'recipe']")),
     "misspelt_field": (("--config=configs/copy.py", "--config.model.hiden_size=8"),
                        ("--config.model.hiden_size=8", "no field 'hiden_size'",
                         '"hidden_size"')),
