@@ -293,6 +293,26 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.heartbeat_s = 30  # a worker silent for 2x this is taken as dead: its trials retried
   c.search.max_retry = 2  # retries of a trial whose worker died
 
+  # Population-based training (python -m seqlab.sweep --search=pbt; seqlab.sweep.pbt): the
+  # members train in one program; every `ready` steps the bottom quantile copies the top one
+  # (exploit) and perturbs its hyperparameters (explore).
+  c.pbt = ml_collections.ConfigDict()
+  c.pbt.size = 8  # members (>= 2): seeds config.seed + i, hyperparameters drawn at random
+  c.pbt.hyperparameters = ()  # ((path, kind, *args), ...) over optimizer.<learning_rate|
+  #   clip_norm|clip_value|weight_decay>: kinds log_uniform (low, high) | uniform (low, high)
+  #   | choice ((values, ...),); e.g. (("optimizer.learning_rate", "log_uniform", 1e-4, 1e-1),)
+  c.pbt.ready = 200  # steps between evaluations (each one an exploit/explore point)
+  c.pbt.burn_in = 0  # steps before the first exploit
+  c.pbt.method = "truncation"  # truncation | tournament (binary)
+  c.pbt.quantile = 0.25  # truncation: the bottom quantile copies the top one, in (0, 0.5]
+  c.pbt.factors = (0.8, 1.2)  # explore: a value times one of these (a choice moves one place)
+  c.pbt.resample_probability = 0.25  # explore: draw the value afresh instead
+  c.pbt.exploit = True  # False: no exploit, no explore: random search at equal compute
+  c.pbt.metric = "loss"  # the validation metric that selects (never the training loss)
+  c.pbt.direction = "minimize"  # minimize | maximize
+  c.pbt.eval_batches = None  # validation batches per evaluation (None: train.eval_batches)
+  c.pbt.seed = 0  # the initial draws, exploit and explore
+
   # Devices (seqlab.train.mesh), over every process's devices after jax.distributed.initialize.
   c.mesh = ml_collections.ConfigDict()
   c.mesh.pop = -1  # sweeps: devices that split the members, padded to a multiple (-1: all

@@ -19,17 +19,18 @@ POSITIVE_INTS = {  # >= 1; in a tuple, every entry
     "seq_len", "pad_multiple", "max_len", "beam_width", "alphabet_size", "num_symbols",
     "num_train", "num_samples", "window", "stride", "max_length", "length", "output_size",
     "vocab_size", "num_sampled", "directions", "order", "periods", "max_vocab", "min_leaves",
-    "max_leaves", "batch", "heartbeat_s",
+    "max_leaves", "batch", "heartbeat_s", "ready",
 }
 NON_NEGATIVE = {  # >= 0
     "tbptt_k2", "warmup_steps", "decay_steps", "resume_step", "delay", "num_validation",
     "num_test", "num_dates", "max_number", "max_ordinal", "top_k", "washout", "max_retry",
     "num_classes", "clip_norm", "clip_value", "weight_decay", "end_learning_rate", "ridge",
-    "input_scaling", "bias_scaling", "teacher_forcing_k", "chrono",
+    "input_scaling", "bias_scaling", "teacher_forcing_k", "chrono", "burn_in",
 }
 POSITIVE_FLOATS = {"learning_rate", "temperature", "rho", "recurrent_scale"}  # > 0
 PROBABILITIES = {  # in [0, 1]
     "dropout_rate", "density", "validation_fraction", "test_fraction", "teacher_forcing_min",
+    "resample_probability",
 }
 FRACTIONS = {"top_p", "leak_rate", "rate"}  # in (0, 1]; `rate` may be a tuple (timescales)
 SAMPLERS, PRUNERS = ("tpe", "random"), ("median", "none")
@@ -40,6 +41,7 @@ def _choices() -> dict[str, tuple[str, ...]]:
   from seqlab.data.files import ON_ERROR
   from seqlab.data.vocab import LEVELS
   from seqlab.problems.language_model import COMPLETIONS
+  from seqlab.sweep.pbt_space import METHODS
   from seqlab.sweep.space import MODES
   from seqlab.train.optim import SCHEDULES
   from seqlab.unroll import BACKENDS
@@ -54,6 +56,8 @@ def _choices() -> dict[str, tuple[str, ...]]:
       "search.sampler": SAMPLERS,  # seqlab.sweep.search's (it imports optuna: not here)
       "search.pruner": PRUNERS,
       "search.direction": ("minimize", "maximize"),
+      "pbt.method": METHODS,
+      "pbt.direction": ("minimize", "maximize"),
       "task.options.on_error": ON_ERROR,
       "task.options.level": LEVELS,
   }

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqlab import config as base
-from seqlab.sweep import pbt, population
+from seqlab.sweep import pbt, pbt_space, population
 
 NAMES = ("clip_norm", "learning_rate", "weight_decay")
 BOUNDS = {"learning_rate": (1e-3, 0.3), "clip_norm": (1e-2, 10.0), "weight_decay": (1e-5, 1e-1)}
@@ -112,6 +112,15 @@ def test_exploit_copies_the_parents_whole_state(pop):
   assert pbt.select(scores, jax.random.key(0), 0.0).tolist() == [0, 1, 2, 3]
 
 
+def _opts(exploit=True, **fields) -> pbt_space.Options:
+  """PBT over BOUNDS (log-uniform), evaluated every 2 steps on one validation batch."""
+  hypers = tuple(pbt_space.Hyper(f"optimizer.{n}", "log_uniform", b) for n, b in BOUNDS.items())
+  base_fields = dict(size=N, hypers=hypers, ready=2, burn_in=0, quantile=0.25,
+                     method="truncation", factors=(0.8, 1.2), resample_probability=0.25,
+                     exploit=exploit, metric="loss", maximize=False, eval_batches=1, seed=3)
+  return pbt_space.Options(**{**base_fields, **fields})
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6), st.data())
 def test_explore_stays_in_bounds_and_moves_only_copies(fractions, data):
@@ -119,56 +128,97 @@ def test_explore_stays_in_bounds_and_moves_only_copies(fractions, data):
   parents = np.asarray(data.draw(st.lists(st.integers(0, n - 1), min_size=n, max_size=n)))
   seed = data.draw(st.integers(0, 2**16))
   resample = data.draw(st.sampled_from([0.0, 0.25, 1.0]))
-  values = {name: np.exp(np.log(lo) + np.asarray(fractions) * np.log(hi / lo)).astype(np.float32)
+  values = {name: np.clip(np.exp(np.log(lo) + np.asarray(fractions) * np.log(hi / lo)), lo, hi)
             for name, (lo, hi) in BOUNDS.items()}
-  new = pbt.explore(values, parents, jax.random.key(seed), BOUNDS,
-                    resample_probability=resample)
+  new = pbt.explore(values, parents, jax.random.key(seed), _opts(resample_probability=resample))
   moved = parents != np.arange(n)
   for name, (lo, hi) in BOUNDS.items():
     v, w = values[name], new[name]
-    assert w.dtype == v.dtype and w.shape == v.shape
+    assert w.shape == v.shape
     np.testing.assert_array_equal(w[~moved], v[~moved])
-    assert np.all((w >= np.float32(lo)) & (w <= np.float32(hi))), (name, w)
+    assert np.all((w >= lo) & (w <= hi)), (name, w)
     if resample == 0.0:  # a copy's value steps by 0.8 or 1.2, clipped
-      steps = [np.clip(v.astype(np.float64) * f, lo, hi)[moved] for f in (0.8, 1.2)]
-      assert np.all(np.isclose(w[moved], steps[0], rtol=1e-6)
-                    | np.isclose(w[moved], steps[1], rtol=1e-6))
+      steps = [np.clip(v * f, lo, hi)[moved] for f in (0.8, 1.2)]
+      assert np.all(np.isclose(w[moved], steps[0], rtol=1e-12)
+                    | np.isclose(w[moved], steps[1], rtol=1e-12))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=6), st.integers(0, 2**16),
+       st.sampled_from([0.0, 1.0]))
+def test_a_choice_moves_to_a_neighbour_or_is_drawn_afresh(index, seed, resample):
+  choices = (0.25, 0.5, 1.0, 2.0)
+  hyper = pbt_space.Hyper("optimizer.clip_norm", "choice", (choices,))
+  values = np.asarray(choices)[index]
+  moved = np.arange(len(index)) % 2 == 0
+  new = hyper.explore(values, moved, jax.random.key(seed), (0.8, 1.2), resample)
+  np.testing.assert_array_equal(new[~moved], values[~moved])
+  assert set(new.tolist()) <= set(choices)
+  if resample == 0.0:  # one place down or up, clipped at the ends
+    got = [choices.index(v) for v in new[moved]]
+    want = np.asarray(index)[moved]
+    assert all(g in (max(w - 1, 0), min(w + 1, 3)) for g, w in zip(got, want, strict=True))
+  draws = hyper.draw(jax.random.key(seed), 400)
+  assert set(draws.tolist()) == set(choices)
 
 
 def test_pbt_without_exploit_is_population_training(pop):
   plain = population.train(pop, 6, state=population.initial_state(pop))
-  off = pbt.train(pop, 6, ready=2, quantile=0.0, bounds=BOUNDS, eval_batches=1)
+  off = pbt.train(pop, 6, _opts(exploit=False))
   for a, b in zip(jax.tree.leaves(off.state), jax.tree.leaves(plain.state), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   for name, h in plain.history.items():
-    np.testing.assert_array_equal(off.history[name], h)
-  assert off.steps == [2, 4, 6] and off.scores.shape == (3, N) and off.lineage == []
+    np.testing.assert_array_equal(off.record.history[name], h)
+  record = off.record
+  assert record.ends == [2, 4, 6] and np.shape(record.scores) == (3, N)
+  assert record.lineage == [] and all(p == list(range(N)) for p in record.parents)
   assert len([k for k in pop.compiled if k != "eval"]) == 1  # one train program, chunks reuse it
 
 
-def test_pbt_lineage_records_each_copy_and_perturbation(pop):
+def _lineage_run(pop):
   start = pbt.with_hyperparameters(pop, population.initial_state(pop),
                                    {"learning_rate": np.array([0.01, 0.02, 0.05, 0.1])})
-  result = pbt.train(pop, 6, ready=2, quantile=0.25, bounds=BOUNDS, eval_batches=1,
-                     resample_probability=0.0, state=start, seed=3)
-  assert result.steps == [2, 4, 6] and len(result.lineage) == 2 * N
+  return pbt.train(pop, 6, _opts(resample_probability=0.0), state=start)
+
+
+def test_pbt_lineage_records_each_copy_and_perturbation(pop):
+  result = _lineage_run(pop)
+  record = result.record
+  assert record.ends == [2, 4, 6] and len(record.lineage) == 2 * N
   assert len([k for k in pop.compiled if k != "eval"]) == 1
-  for r, step in enumerate(result.steps[:2]):
-    rows = [e for e in result.lineage if e["step"] == step]
+  for r, step in enumerate(record.ends[:2]):
+    rows = [e for e in record.lineage if e["step"] == step]
     assert [e["member"] for e in rows] == list(range(N))
     copied = [e for e in rows if e["parent"] != e["member"]]
     assert len(copied) == 1  # floor(0.25 * 4): the worst copies the best
     (e,) = copied
-    assert e["score"] == result.scores[r].max() and e["parent_score"] == result.scores[r].min()
+    assert e["score"] == max(record.scores[r]) and e["parent_score"] == min(record.scores[r])
+    assert e["rng_seed"] != record.rng_seeds[r][e["parent"]]  # a fresh random stream
     for e in rows:
       for name, (lo, hi) in BOUNDS.items():
-        assert result.hyperparameters[r][name][e["member"]] == np.float32(e["new"][name])
+        assert record.values[r + 1][name][e["member"]] == e["new"][name]
         if e["parent"] == e["member"]:
           assert e["new"][name] == e["old"][name]
         else:  # the parent's value (it came with the optimizer state), stepped and clipped
           parent = rows[e["parent"]]["old"][name]
-          assert any(np.isclose(e["new"][name], np.clip(parent * f, lo, hi), rtol=1e-6)
+          assert any(np.isclose(e["new"][name], np.clip(parent * f, lo, hi), rtol=1e-12)
                      for f in (0.8, 1.2)), (name, e, parent)
   final = pbt.hyperparameters(pop, result.state)
   for name in BOUNDS:
-    np.testing.assert_array_equal(final[name], result.hyperparameters[-1][name])
+    np.testing.assert_allclose(final[name], record.values[-1][name], rtol=1e-7)
+
+
+def test_a_replay_of_a_members_schedule_follows_its_curve(pop):
+  """The member that copied in both rounds: its line crosses rows, seeds and values."""
+  record = _lineage_run(pop).record
+  movers = [m for m in range(N) if len(set(pbt.line_of(record, m))) > 1]
+  assert movers
+  for member in movers:
+    plan = pbt.schedule(record, member)
+    assert [c["row"] for c in plan][-1] == member and plan[0]["start"] == 0
+    got = pbt.replay(pop, record, member)
+    want = pbt.curve(record, member)
+    assert got["loss"].shape == want.shape == (6,)
+    np.testing.assert_allclose(got["loss"], want, rtol=2e-6)
+    np.testing.assert_allclose(got["grad_norm"], pbt.curve(record, member, "grad_norm"),
+                               rtol=2e-5)

@@ -19,6 +19,14 @@ prints the median wall time per member-step of each, their ratio, and the compil
 the study lives in --storage (default: sqlite file output_dir/optuna.db); start the same
 command on more machines with a PostgreSQL --storage to add workers. The members spread over
 the devices of config.mesh (printed); --coordinator_address etc. join processes (grid sweeps).
+
+    python -m seqlab.sweep --config=configs/pbt.py:task=copy --search=pbt --output_dir=runs/pbt
+    python -m seqlab.sweep --config=configs/pbt.py:task=copy --search=pbt --output_dir=runs/pbt \
+        --replay=3
+
+--search=pbt trains config.pbt's population with population-based training in one program
+(seqlab.sweep.pbt_run: lineage.jsonl, pbt.md, winner.json and figures in output_dir; a rerun
+resumes); --replay=N trains member N's schedule alone and compares it with its curve.
 """
 
 import itertools
@@ -35,7 +43,7 @@ from ml_collections import config_flags
 
 from seqlab import config_check, errors, sweep
 from seqlab.analysis import report
-from seqlab.sweep import search
+from seqlab.sweep import pbt_run, search
 from seqlab.train import distributed
 from seqlab.train import mesh as mesh_lib
 
@@ -44,8 +52,11 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where sweep.md and sweep.png go.")
 _BENCHMARK = flags.DEFINE_bool("benchmark", False, "Time one program against separate runs.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Benchmark: alternating repeats (medians).")
-_SEARCH = flags.DEFINE_enum("search", "grid", ["grid", "optuna"],
-                            "grid: config.sweep's members; optuna: config.search's space.")
+_SEARCH = flags.DEFINE_enum("search", "grid", ["grid", "optuna", "pbt"],
+                            "grid: config.sweep's members; optuna: config.search's space; "
+                            "pbt: population-based training of config.pbt.")
+_REPLAY = flags.DEFINE_integer("replay", None, "--search=pbt: train member N's schedule from "
+                               "output_dir's record as a single run and compare its curve.")
 _STUDY = flags.DEFINE_string("study", "seqlab", "Optuna study name (workers share it).")
 _STORAGE = flags.DEFINE_string("storage", None, "Optuna storage URL (sqlite:///..., "
                                "postgresql://user@host/db); default: output_dir/optuna.db.")
@@ -95,6 +106,10 @@ def run(config) -> None:
                      "population stage by stage)")
   if _SEARCH.value == "optuna":
     return run_search(config)
+  if _SEARCH.value == "pbt":
+    return run_pbt(config)
+  if _REPLAY.value is not None:
+    raise app.UsageError("--replay replays a member of --search=pbt")
   pop = sweep.build(config)
   if mesh_lib.is_primary():
     print(mesh_lib.describe(pop.mesh) + f"; {pop.size} members in {pop.rows} rows", flush=True)
@@ -123,6 +138,24 @@ def run(config) -> None:
     ax.set_yscale("log")
     ax.legend(fontsize=7)
     report.save_figure(fig, _OUTPUT_DIR.value, "sweep.png")
+
+
+def run_pbt(config) -> None:
+  """Population-based training to config.train.num_steps (resumed if output_dir holds it), or
+  with --replay=N member N's schedule trained alone."""
+  if not _OUTPUT_DIR.value:
+    raise app.UsageError("--search=pbt needs --output_dir (checkpoints, lineage, figures)")
+  if _REPLAY.value is not None:
+    summary = pbt_run.replay(config, _OUTPUT_DIR.value, _REPLAY.value)
+    print(f"member {summary['member']} replayed alone for {summary['steps']} steps over "
+          f"{len(summary['schedule'])} chunks: training loss {summary['replay_loss'][-1]:.5g} "
+          f"(in the population {summary['recorded_loss'][-1]:.5g}), max relative difference "
+          f"{summary['max_relative_difference']:.2e}; replay_{summary['member']}.json/.png")
+    return
+  result = pbt_run.run(config, _OUTPUT_DIR.value)
+  if mesh_lib.is_primary():
+    print(f"compile {result.compile_s:.1f} s, train {result.train_s:.1f} s, evaluate "
+          f"{result.eval_s:.1f} s\n" + (pathlib.Path(_OUTPUT_DIR.value) / "pbt.md").read_text())
 
 
 def run_search(config) -> None:

@@ -1,33 +1,32 @@
-"""Population-based training of a sweep's members inside its one compiled program.
+"""Population-based training of a population's members inside its one compiled program.
 
 Jaderberg et al. 2017 ("Population Based Training of Neural Networks"): the members train
-together; every `ready` steps each is scored on held-out validation (never its training loss,
-lower is better), and then
+together; every `ready` steps each is scored on held-out validation (never its training loss),
+and then
   exploit  truncation: each member of the bottom `quantile` copies a uniformly drawn member of
            the top `quantile`; or a binary tournament: each member meets a uniformly drawn other
            member and copies it when that one scored strictly better;
-  explore  each mutable hyperparameter of a member that copied is multiplied by a factor drawn
-           from `factors` (a step in log space) or, with `resample_probability`, resampled
-           log-uniformly within its bounds; either way clipped to its bounds.
+  explore  each hyperparameter of a member that copied is perturbed or resampled
+           (`pbt_space.Hyper.explore`), within its range.
 A copy is a gather over the leading member axis of every leaf of the training state: params,
 optimizer state (its injected hyperparameters included), step counters, the carried state
-("extra"). The mutable hyperparameters are the optimizer numbers injected into the optimizer
-state (`optim.INJECTABLE`: state["opt_state"].hyperparams[name], one value per row), so
-changing them never recompiles the program.
+("extra"); the copy then draws a fresh per-step random seed, so that it does not retrace its
+parent's dropout or sampling. The mutable hyperparameters are the optimizer numbers injected
+into the optimizer state (`optim.INJECTABLE`: state["opt_state"].hyperparams[name], one value
+per row), so changing them never recompiles the program. Member i keeps reading the batches of
+its own config seed from the parent's step on.
 
-    pop = pbt.build(config, bounds)     # bounds = {"learning_rate": (1e-4, 1e-1), ...}
-    result = pbt.train(pop, num_steps=2000, ready=100, quantile=0.25, bounds=bounds)
-    result.lineage[0]  # {"step", "member", "parent", "score", "parent_score", "old", "new"}
+    pop = pbt.build(config, opts.names, members)   # opts = pbt_space.options(config)
+    result = pbt.train(pop, num_steps, opts)        # result.record: scores, parents, lineage
+    pbt.replay(pop, result.record, member)          # that member's schedule as a single run
 
-The random step of member i stays fold_in(key(seed_i), step) with its own seed (the program
-takes the seeds outside the state): after a copy it continues its own random stream and data
-order from the parent's step, which differs from the parent's when their seeds differ.
-With quantile 0 nothing is copied or perturbed and `train` equals `population.train`.
+With opts.exploit False nothing is copied or perturbed: the same population trained as random
+search at equal compute, equal to `population.train`.
 """
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -35,31 +34,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from seqlab.sweep import placement, population
+from seqlab.sweep import pbt_space, placement, population
 from seqlab.train import mesh as mesh_lib
 
-METHODS = ("truncation", "tournament")
 
-
-@dataclasses.dataclass
-class Result:
-  """A population trained with PBT: final state, metrics, validation scores and the lineage."""
-
-  state: dict
-  history: dict[str, np.ndarray]  # name -> [steps, N], as population.train's
-  scores: np.ndarray  # [rounds, N]: the validation score of each member after each chunk
-  steps: list[int]  # the step of each round of scores
-  hyperparameters: list[dict[str, np.ndarray]]  # each round's values after explore
-  lineage: list[dict[str, Any]]  # one entry per member and exploit round
-  compile_s: float
-  train_s: float
-  eval_s: float
-
-
-def build(config: ml_collections.ConfigDict, names: Sequence[str]) -> population.Population:
-  """`population.build(config)` with the optimizer fields `names` injected for every member
-  (a sweep injects only the fields its axes vary; PBT changes them later)."""
-  pop = population.build(config)
+def build(config: ml_collections.ConfigDict, names: Sequence[str],
+          members: list[dict[str, Any]] | None = None) -> population.Population:
+  """The population of `members` (default: config.sweep's) with the optimizer fields `names`
+  injected for every member (a sweep injects only the fields its axes vary; PBT changes them
+  later)."""
+  pop = (population.build(config) if members is None
+         else population.from_members(config, members))
   inject = tuple(sorted(set(pop.inject) | set(names)))
   return dataclasses.replace(pop, inject=inject, compiled={})
 
@@ -127,7 +112,7 @@ def select(scores: Sequence[float], key: jax.Array, quantile: float,
     better = scores[others] < scores
     parents = np.where(better, others, parents)
   else:
-    raise ValueError(f"unknown PBT exploit method {method!r}; known: {list(METHODS)}")
+    raise ValueError(f"unknown PBT exploit method {method!r}; known: {list(pbt_space.METHODS)}")
   return parents
 
 
@@ -151,84 +136,161 @@ def copy_rows(state: dict, parents: np.ndarray) -> dict:
   return gather(state, index)
 
 
-def explore(values: Mapping[str, Any], parents: np.ndarray, key: jax.Array,
-            bounds: Mapping[str, tuple[float, float]], factors: Sequence[float] = (0.8, 1.2),
-            resample_probability: float = 0.25) -> dict[str, np.ndarray]:
-  """Perturbed hyperparameters {name: [N]} for the members that copied (parents[i] != i):
-  log v + log f with f uniform over `factors`, or with `resample_probability` a log-uniform
-  draw within bounds[name]; clipped to bounds[name]. Other members keep their values."""
-  parents = np.asarray(parents)
-  moved = parents != np.arange(len(parents))
-  out = {}
-  for name, k in zip(sorted(bounds), jax.random.split(key, len(bounds)), strict=True):
-    lo, hi = bounds[name]
-    if not 0 < lo <= hi:
-      raise ValueError(f"PBT bounds of {name!r} are 0 < low <= high (log space); got {lo, hi}")
-    v = np.asarray(values[name], np.float64)
-    k_choice, k_resample, k_value = jax.random.split(k, 3)
-    factor = np.asarray(factors, np.float64)[
-        np.asarray(jax.random.randint(k_choice, v.shape, 0, len(factors)))]
-    stepped = np.exp(np.log(np.maximum(v, np.finfo(np.float64).tiny)) + np.log(factor))
-    fresh = np.exp(np.asarray(jax.random.uniform(k_value, v.shape, jnp.float32,
-                                                 np.log(lo), np.log(hi)), np.float64))
-    resample = np.asarray(jax.random.uniform(k_resample, v.shape)) < resample_probability
-    new = np.clip(np.where(resample, fresh, stepped), lo, hi)
-    out[name] = np.where(moved, new, v).astype(np.asarray(values[name]).dtype)
-  return {**{n: np.asarray(v) for n, v in values.items()}, **out}
+def explore(values: Mapping[str, np.ndarray], parents: np.ndarray, key: jax.Array,
+            opts: pbt_space.Options) -> dict[str, np.ndarray]:
+  """Each hyperparameter of the members that copied (parents[i] != i) perturbed or resampled
+  (`Hyper.explore`); the other members keep their values."""
+  moved = np.asarray(parents) != np.arange(len(parents))
+  keys = jax.random.split(key, len(opts.hypers))
+  new = {h.name: h.explore(np.asarray(values[h.name], np.float64), moved, k, opts.factors,
+                           opts.resample_probability) for h, k in zip(opts.hypers, keys,
+                                                                      strict=True)}
+  return {**{n: np.asarray(v, np.float64) for n, v in values.items()}, **new}
 
 
-def train(pop: population.Population, num_steps: int, ready: int, quantile: float,
-          bounds: Mapping[str, tuple[float, float]], method: str = "truncation",
-          factors: Sequence[float] = (0.8, 1.2), resample_probability: float = 0.25,
-          metric: str = "loss", split: str = "validation", eval_batches: int | None = None,
-          state: dict | None = None, seed: int = 0) -> Result:
-  """PBT: `population.train` in chunks of `ready` steps (the one compiled program), each
-  followed by the members' validation `metric` (lower is better) and, while steps remain and
-  quantile > 0 (for a tournament it only switches exploit on), exploit and explore of the
-  hyperparameters in `bounds`. `lineage` gets one entry per member and round: its step, the
-  member, its parent (itself if it kept its state), both scores, and the member's values
-  before exploit ("old") and after explore ("new").
+@dataclasses.dataclass
+class Record:
+  """PBT's host-side record beside the population's state, saved with each checkpoint.
 
-  With quantile 0 the state is never touched between chunks: the result equals
-  population.train(pop, num_steps) (random search at equal compute).
+  Chunk k trains the steps (ends[k-1], ends[k]] with the hyperparameters values[k] and the
+  per-step random seeds rng_seeds[k] (values and rng_seeds hold one entry more than ends: the
+  next chunk's); after it the members scored scores[k] (the validation metric) and member i
+  took the state of parents[k][i] (itself when it kept its own).
   """
-  if ready <= 0:
-    raise ValueError(f"PBT ready is a positive number of steps; got {ready}")
+
+  key: list[int]  # key data of the next exploit and explore draws
+  values: list[dict[str, list[float]]]
+  rng_seeds: list[list[int]]
+  ends: list[int] = dataclasses.field(default_factory=list)
+  scores: list[list[float]] = dataclasses.field(default_factory=list)
+  parents: list[list[int]] = dataclasses.field(default_factory=list)
+  lineage: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  history: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # [steps, N]
+
+  @property
+  def step(self) -> int:
+    return self.ends[-1] if self.ends else 0
+
+  def chunks(self) -> list[tuple[int, int]]:
+    """(start, end) steps of each chunk trained so far."""
+    return list(zip([0, *self.ends[:-1]], self.ends, strict=True))
+
+
+@dataclasses.dataclass
+class Result:
+  """A population trained with PBT: its state, its record and the time spent."""
+
+  state: dict
+  record: Record
+  compile_s: float
+  train_s: float
+  eval_s: float
+
+
+def start(pop: population.Population, state: dict, opts: pbt_space.Options) -> Record:
+  """The record of a population at step 0: its own values and seeds, the key of config.pbt.seed."""
+  values = hyperparameters(pop, state)
+  key = jax.random.fold_in(jax.random.key(opts.seed), 1)  # 0 drew the initial values
+  return Record(np.asarray(jax.random.key_data(key)).tolist(),
+                [{n: values[n].tolist() for n in opts.names}], [list(pop.seeds)])
+
+
+def train(pop: population.Population, num_steps: int, opts: pbt_space.Options,
+          state: dict | None = None, record: Record | None = None,
+          on_round: Callable[[dict, Record], None] | None = None) -> Result:
+  """PBT from `state` and `record` (default: step 0) to `num_steps`: `population.train` in
+  chunks of opts.ready steps (the one compiled program), each followed by every member's
+  validation metric (the selection score, never the training loss) and, once opts.burn_in
+  steps are done and while steps remain, exploit and explore (opts.exploit False: neither,
+  random search at equal compute). `on_round(state, record)` follows each round (checkpoints).
+  """
   state = population.initial_state(pop) if state is None else state
-  missing = set(bounds) - set(pop.inject)
-  if quantile > 0 and missing:
+  record = start(pop, state, opts) if record is None else record
+  missing = set(opts.names) - set(pop.inject)
+  if missing:
     raise ValueError(f"PBT hyperparameters {sorted(missing)} are not injected (injected: "
                      f"{list(pop.inject)}); build the population with pbt.build(config, names)")
-  key = jax.random.key(seed)
-  histories, all_scores, steps, values_log, lineage = [], [], [], [], []
+  sign = -1.0 if opts.maximize else 1.0
   compile_s = train_s = eval_s = 0.0
-  done = 0
-  while done < num_steps:
-    chunk = min(ready, num_steps - done)
-    result = population.train(pop, chunk, state=state)
-    state, done = result.state, done + chunk
-    histories.append(result.history)
+  while record.step < num_steps:
+    chunk = min(opts.ready, num_steps - record.step)
+    result = population.train(pop, chunk, state=state, rng_seeds=record.rng_seeds[-1])
+    state = result.state
     compile_s, train_s = compile_s + result.compile_s, train_s + result.train_s
+    record.history = {n: np.concatenate([record.history[n], h]) if n in record.history else h
+                      for n, h in result.history.items()}
+    record.ends.append(record.step + chunk)
     t0 = time.perf_counter()
-    finals = population.evaluate(pop, state["params"], split, eval_batches)
+    finals = population.evaluate(pop, state["params"], "validation", opts.eval_batches)
     eval_s += time.perf_counter() - t0
-    scores = np.asarray([f[metric] for f in finals], np.float64)
-    all_scores.append(scores)
-    steps.append(int(mesh_lib.to_host(state["step"])[0]))
-    if quantile > 0 and done < num_steps:
-      key, k_exploit, k_explore = jax.random.split(key, 3)
-      old = hyperparameters(pop, state)
-      state, parents = exploit(state, scores, k_exploit, quantile, method)
-      copied = hyperparameters(pop, state)
-      new = explore(copied, parents, k_explore, bounds, factors, resample_probability)
-      state = with_hyperparameters(pop, state, {n: new[n] for n in bounds})
-      lineage += [{"step": steps[-1], "member": i, "parent": int(parents[i]),
-                   "score": float(scores[i]), "parent_score": float(scores[parents[i]]),
-                   "old": {n: float(old[n][i]) for n in bounds},
-                   "new": {n: float(new[n][i]) for n in bounds}} for i in range(pop.size)]
-    if pop.inject:
-      values_log.append(hyperparameters(pop, state))
-  history = {n: np.concatenate([h[n] for h in histories]) for n in histories[0]} if histories \
-      else {}
-  return Result(state, history, np.asarray(all_scores), steps, values_log, lineage,
-                compile_s, train_s, eval_s)
+    scores = np.asarray([f[opts.metric] for f in finals], np.float64)
+    record.scores.append(scores.tolist())
+    parents, values, seeds = np.arange(pop.size), record.values[-1], record.rng_seeds[-1]
+    if opts.exploit and opts.burn_in <= record.step < num_steps:
+      key, k_exploit, k_explore, k_seeds = jax.random.split(
+          jax.random.wrap_key_data(np.asarray(record.key, np.uint32)), 4)
+      record.key = np.asarray(jax.random.key_data(key)).tolist()
+      state, parents = exploit(state, sign * scores, k_exploit, opts.quantile, opts.method)
+      copied = {n: np.asarray(v)[parents] for n, v in values.items()}
+      new = explore(copied, parents, k_explore, opts)
+      state = with_hyperparameters(pop, state, new)
+      moved = parents != np.arange(pop.size)
+      fresh = np.asarray(jax.random.randint(k_seeds, (pop.size,), 0, 2**31 - 1))
+      seeds = np.where(moved, fresh, seeds).tolist()  # a copy draws its own random stream
+      record.lineage += [{"step": record.step, "member": i, "parent": int(parents[i]),
+                          "score": float(scores[i]), "parent_score": float(scores[parents[i]]),
+                          "old": {n: float(values[n][i]) for n in opts.names},
+                          "new": {n: float(new[n][i]) for n in opts.names},
+                          "rng_seed": int(seeds[i])} for i in range(pop.size)]
+      values = {n: new[n].tolist() for n in opts.names}
+    record.parents.append(parents.tolist())
+    record.values.append(values)
+    record.rng_seeds.append(list(seeds))
+    if on_round:
+      on_round(state, record)
+  return Result(state, record, compile_s, train_s, eval_s)
+
+
+def line_of(record: Record, member: int) -> list[int]:
+  """The row whose state became member `member`'s in each chunk: its line of ancestors."""
+  rows = [member]
+  for parents in reversed(record.parents[:-1]):
+    rows.append(parents[rows[-1]])
+  return rows[::-1]
+
+
+def schedule(record: Record, member: int) -> list[dict[str, Any]]:
+  """Member `member`'s schedule: for each chunk its steps, the row it trained on, that row's
+  hyperparameters and random seed."""
+  return [{"start": s, "end": e, "row": r, "rng_seed": record.rng_seeds[k][r],
+           **{n: v[r] for n, v in record.values[k].items()}}
+          for k, ((s, e), r) in enumerate(zip(record.chunks(), line_of(record, member),
+                                              strict=True))]
+
+
+def curve(record: Record, member: int, name: str = "loss") -> np.ndarray:
+  """Member `member`'s training `name` along its line: each chunk's steps from its row."""
+  return np.concatenate([record.history[name][c["start"]:c["end"], c["row"]]
+                         for c in schedule(record, member)])
+
+
+def replay(pop: population.Population, record: Record, member: int) -> dict[str, np.ndarray]:
+  """Member `member`'s schedule trained as a single run: the initial state of its line's first
+  row, then each chunk with that chunk's hyperparameters, random seed and data stream (the
+  row's seed). Its history equals `curve(record, member)` to float rounding."""
+  plan = schedule(record, member)
+  first = plan[0]["row"]
+  single = dataclasses.replace(pop, members=[pop.members[first]], configs=[pop.configs[first]],
+                               problems=[pop.problems[first]], compiled={})
+  state = population.initial_state(single)
+  parts = []
+  for c in plan:
+    state = with_hyperparameters(single, state,
+                                 {n: [c[n]] for n in record.values[0]})
+    data = (mesh_lib.shard_batch(b, single.mesh)
+            for b in pop.problem.train_batches(pop.seeds[c["row"]], c["start"]))
+    result = population.train(single, c["end"] - c["start"], state=state, data=data,
+                              rng_seeds=[c["rng_seed"]])
+    state = result.state
+    parts.append(result.history)
+  return {n: np.concatenate([p[n][:, 0] for p in parts]) for n in parts[0]}

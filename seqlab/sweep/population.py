@@ -205,15 +205,18 @@ def train(
     state: dict | None = None,
     data: Iterable[dict] | None = None,
     log_every: int = 0,
+    rng_seeds: Sequence[int] | None = None,
 ) -> Result:
-  """Train every member `num_steps` (default config.train.num_steps) steps in one program."""
+  """Train every member `num_steps` (default config.train.num_steps) steps in one program;
+  member i's per-step random key is fold_in(key(rng_seeds[i]), step) (default: its seed)."""
   num_steps = pop.configs[0].train.num_steps if num_steps is None else num_steps
   state = initial_state(pop) if state is None else state
   start = int(mesh_lib.to_host(state["step"])[0])
   data = iter(batches(pop, start) if data is None else data)
   rows = placement.local_rows(pop.mesh, pop.rows)
+  rng_seeds = pop.seeds if rng_seeds is None else rng_seeds
   seeds = placement.stacked({placement.member_of(r, pop.size): np.int32(
-      pop.seeds[placement.member_of(r, pop.size)]) for r in rows}, pop.size, pop.mesh)
+      rng_seeds[placement.member_of(r, pop.size)]) for r in rows}, pop.size, pop.mesh)
   history: list[dict] = []
   compile_s, t0 = 0.0, time.perf_counter()
   for k in range(num_steps):

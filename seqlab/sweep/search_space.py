@@ -13,7 +13,6 @@ size, a cell, a task option) is part of the program's key, one program per key.
 """
 
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
@@ -53,7 +52,7 @@ def parse(config: ml_collections.ConfigDict) -> list[Param]:
     if kind not in KINDS:
       raise ValueError(f"config.search.space {path!r}: unknown kind {kind!r}; known: "
                        f"{list(KINDS)}")
-    _check_args(path, kind, args)
+    space.check_range(f"config.search.space {path!r} ({kind})", kind, args)
     if path in {p.path for p in params}:
       raise ValueError(f"config.search.space: {path!r} appears twice")
     params.append(Param(path, kind, args))
@@ -62,21 +61,6 @@ def parse(config: ml_collections.ConfigDict) -> list[Param]:
   # Each path names a declared field (set a sample value; member_config raises otherwise).
   space.member_config(config, {p.path: _sample(p) for p in params})
   return params
-
-
-def _check_args(path: str, kind: str, args: tuple) -> None:
-  where = f"config.search.space {path!r} ({kind})"
-  if kind == "choice":
-    if len(args) != 1 or not isinstance(args[0], Sequence) or isinstance(args[0], str) \
-        or not args[0]:
-      raise ValueError(f"{where}: give one non-empty tuple of choices; got {args!r}")
-    return
-  if len(args) != 2 or not all(isinstance(a, int | float) for a in args) or args[0] >= args[1]:
-    raise ValueError(f"{where}: give low < high; got {args!r}")
-  if kind == "int" and not all(isinstance(a, int) for a in args):
-    raise ValueError(f"{where}: bounds must be integers; got {args!r}")
-  if kind == "log_uniform" and args[0] <= 0:
-    raise ValueError(f"{where}: a log-uniform range needs low > 0; got {args!r}")
 
 
 def _sample(p: Param) -> Any:

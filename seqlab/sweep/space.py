@@ -89,6 +89,23 @@ def axis_kind(path: str) -> str:
   raise ValueError(f"config.sweep axis {path!r} cannot be swept in one program: {why}")
 
 
+def check_range(where: str, kind: str, args: tuple) -> None:
+  """Raise naming `where` unless `args` fit `kind`: low < high for log_uniform (low > 0),
+  uniform and int (integers); one non-empty tuple of values for choice (a search's and a
+  population-based training's hyperparameters)."""
+  if kind == "choice":
+    if len(args) != 1 or not isinstance(args[0], Sequence) or isinstance(args[0], str) \
+        or not args[0]:
+      raise ValueError(f"{where}: give one non-empty tuple of choices; got {args!r}")
+    return
+  if len(args) != 2 or not all(isinstance(a, int | float) for a in args) or args[0] >= args[1]:
+    raise ValueError(f"{where}: give low < high; got {args!r}")
+  if kind == "int" and not all(isinstance(a, int) for a in args):
+    raise ValueError(f"{where}: bounds must be integers; got {args!r}")
+  if kind == "log_uniform" and args[0] <= 0:
+    raise ValueError(f"{where}: a log-uniform range needs low > 0; got {args!r}")
+
+
 def member_config(
     config: ml_collections.ConfigDict, overrides: Mapping[str, Any]
 ) -> ml_collections.ConfigDict:
