@@ -32,19 +32,19 @@ def get_config(arg: str | None = None):
     o.alphabet_size, o.num_symbols = 4, 4
     c.model.embed_size = 8
     c.model.cell_options.chrono = float(o.delay + 2 * o.num_symbols)  # chrono init T_max
-    c.train.num_steps = 3000
+    c.train.num_steps = 1500
     c.pbt.hyperparameters = (("optimizer.learning_rate", "log_uniform", 1e-4, 3e-2),
                              ("optimizer.clip_norm", "log_uniform", 0.1, 10.0))
-    c.pbt.ready = 250
+    c.pbt.ready = 150
   elif variant["task"] == "char":
     c = base.load_file(HERE / "char_lstm.py")
     c.model.hidden_size = 128
     c.optimizer.name = "adamw"
     c.optimizer.weight_decay = 1e-4
-    c.train.num_steps = 1500
+    c.train.num_steps = 1000
     c.pbt.hyperparameters = (("optimizer.learning_rate", "log_uniform", 1e-4, 3e-2),
                              ("optimizer.weight_decay", "log_uniform", 1e-6, 1e-1))
-    c.pbt.ready = 150
+    c.pbt.ready = 100
   else:
     raise ValueError(f"unknown task variant {variant['task']!r}; known: copy, char")
   c.optimizer.schedule = "constant"  # PBT finds the schedule

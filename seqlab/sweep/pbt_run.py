@@ -57,7 +57,7 @@ def run(config: ml_collections.ConfigDict, output_dir: str) -> pbt.Result:
     save_record(output_dir, record)  # first: a checkpoint never lacks its record
     ckpt.save(record.step, state)
     prune_records(output_dir, set(ckpt.steps()))
-    best = int(np.argmin(_signed(record.scores[-1], opts)))
+    best = int(np.argmin(signed(record.scores[-1], opts)))
     moved = sum(p != i for i, p in enumerate(record.parents[-1]))
     print(f"step {record.step:6d}  {opts.metric} best {record.scores[-1][best]:.4g} (member "
           f"{best}), median {np.median(record.scores[-1]):.4g}; {moved} members copied",
@@ -70,7 +70,7 @@ def run(config: ml_collections.ConfigDict, output_dir: str) -> pbt.Result:
   return result
 
 
-def _signed(scores, opts: pbt_space.Options) -> np.ndarray:
+def signed(scores, opts: pbt_space.Options) -> np.ndarray:
   """Scores where lower is better (NaN last)."""
   s = np.asarray(scores, np.float64) * (-1.0 if opts.maximize else 1.0)
   return np.where(np.isnan(s), np.inf, s)
@@ -78,7 +78,7 @@ def _signed(scores, opts: pbt_space.Options) -> np.ndarray:
 
 def winner(record: pbt.Record, opts: pbt_space.Options) -> int:
   """The member with the best last validation score."""
-  return int(np.argmin(_signed(record.scores[-1], opts)))
+  return int(np.argmin(signed(record.scores[-1], opts)))
 
 
 def save_record(output_dir: str, record: pbt.Record) -> None:
@@ -186,7 +186,7 @@ def family_figure(record: pbt.Record, opts: pbt_space.Options):
               lw=1.2 if p != i else 0.6)
   line = pbt.line_of(record, winner(record, opts))
   ax.plot(range(rounds), line, color="black", lw=2.5, label="winner's ancestors")
-  scores = _signed(record.scores, opts)
+  scores = signed(record.scores, opts)
   ax.scatter(np.repeat(np.arange(rounds), size), np.tile(np.arange(size), rounds),
              c=np.argsort(np.argsort(scores, axis=1), axis=1).ravel(), cmap="viridis_r", s=18,
              zorder=3)
