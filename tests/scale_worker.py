@@ -1,10 +1,12 @@
 """The programs the scale tests compare, run in a subprocess (forced host devices, or one of
 several processes joined by jax.distributed): a 6-member sweep and a data-parallel run of a
-tiny copy-task GRU. Results go to an .npz (process 0 only).
+tiny copy-task GRU, each with Adam and with plain SGD. Results go to .npz files (process 0
+only).
 
     JAX_NUM_CPU_DEVICES=4 python tests/scale_worker.py OUT_DIR DATA_DIR [host:port N i]
 
-writes OUT_DIR/sweep.npz and OUT_DIR/run.npz (the run's workdir: OUT_DIR/run).
+writes OUT_DIR/sweep_OPT.npz and OUT_DIR/run_OPT.npz (the run's workdir: OUT_DIR/run_OPT) for
+each OPT of LEARNING_RATES.
 """
 
 import sys
@@ -14,12 +16,21 @@ import numpy as np
 
 from seqlab import config as base
 
-SWEEP_AXES = (("seed", (0, 1, 2, 3, 4, 5)),
-              ("optimizer.learning_rate", (1e-2, 2e-2, 3e-2, 1e-2, 2e-2, 3e-2)))
+# Each optimizer with a learning rate that trains stably. Adam hardly notices gradients scaled
+# by a constant (a sum over devices instead of a mean: ~3e-4 relative in the final params);
+# plain SGD's steps scale with them.
+LEARNING_RATES = {"adam": 1e-2, "sgd": 0.1}
 
 
-def tiny_config(data_dir: str, axes=(), **train) -> ml_collections.ConfigDict:
-  """Copy task (delay 3, 3 symbols of 4) with a GRU of 8 units: seconds to compile and train."""
+def sweep_axes(learning_rate: float) -> tuple:
+  """6 members: seeds 0-5 zipped with 1x, 2x, 3x, 1x, 2x, 3x `learning_rate`."""
+  return (("seed", (0, 1, 2, 3, 4, 5)),
+          ("optimizer.learning_rate", tuple(learning_rate * k for k in (1, 2, 3, 1, 2, 3))))
+
+
+def tiny_config(data_dir: str, axes=(), optimizer="adam", **train) -> ml_collections.ConfigDict:
+  """Copy task (delay 3, 3 symbols of 4) with a GRU of 8 units: seconds to compile and train;
+  `optimizer` (a key of LEARNING_RATES) with its learning rate."""
   c = base.base_config()
   c.problem = base.problem("tagging")
   c.task.name = "copy"
@@ -27,7 +38,7 @@ def tiny_config(data_dir: str, axes=(), **train) -> ml_collections.ConfigDict:
   c.task.options.update(alphabet_size=4, num_symbols=3, delay=3, num_train=64,
                         num_validation=16, num_test=16)
   c.model = base.rnn_model("gru", hidden_size=8, embed_size=4)
-  c.optimizer.learning_rate = 1e-2
+  c.optimizer.name, c.optimizer.learning_rate = optimizer, LEARNING_RATES[optimizer]
   c.train.update(batch_size=8, num_steps=6, log_every=2, eval_every=6, eval_batches=2,
                  checkpoint_every=6)
   c.train.update(train)
@@ -36,11 +47,13 @@ def tiny_config(data_dir: str, axes=(), **train) -> ml_collections.ConfigDict:
   return c
 
 
-def run_sweep(data_dir: str) -> dict[str, np.ndarray]:
-  """The sweep's final params (members stacked), loss history and validation loss."""
+def run_sweep(data_dir: str, optimizer: str) -> dict[str, np.ndarray]:
+  """The sweep's final params (members stacked), loss and gradient-norm histories and
+  validation loss."""
   from seqlab import sweep
   from seqlab.train import mesh as mesh_lib
-  pop = sweep.build(tiny_config(data_dir, SWEEP_AXES))
+  config = tiny_config(data_dir, sweep_axes(LEARNING_RATES[optimizer]), optimizer)
+  pop = sweep.build(config)
   print(mesh_lib.describe(pop.mesh), f"rows {pop.rows}", flush=True)
   result = sweep.train(pop)
   finals = sweep.evaluate(pop, result.state["params"], "validation", 2)
@@ -50,21 +63,23 @@ def run_sweep(data_dir: str) -> dict[str, np.ndarray]:
           "valid_loss": np.array([f["loss"] for f in finals]), "rows": np.array(pop.rows)}
 
 
-def run_single(data_dir: str, workdir: str, data: int) -> dict[str, np.ndarray]:
-  """A single run over config.mesh.data=`data` devices: final params and logged losses."""
+def run_single(data_dir: str, workdir: str, data: int, optimizer: str) -> dict[str, np.ndarray]:
+  """A single run over config.mesh.data=`data` devices: final params, and the loss and
+  gradient norm of its metrics.jsonl train lines."""
   import json
 
   from seqlab import problems
   from seqlab.train import loop
   from seqlab.train import mesh as mesh_lib
-  config = tiny_config(data_dir).unlock()
+  config = tiny_config(data_dir, optimizer=optimizer).unlock()
   config.mesh.data = data
   state = loop.train(problems.build_problem(config), config, workdir)
   params = mesh_lib.to_host(state["params"])
   out = {f"param{k}": a for k, a in enumerate(_leaves(params))}
   if mesh_lib.is_primary():
     lines = [json.loads(x) for x in open(f"{workdir}/metrics.jsonl")]
-    out["train_loss"] = np.array([r["loss"] for r in lines if r["split"] == "train"])
+    for name in ("loss", "grad_norm"):
+      out[f"train_{name}"] = np.array([r[name] for r in lines if r["split"] == "train"])
   return out
 
 
@@ -79,11 +94,12 @@ def main(argv: list[str]) -> None:
   if cluster:
     address, n, i = cluster
     jax.distributed.initialize(address, int(n), int(i))
-  sweep = run_sweep(data_dir)
-  run = run_single(data_dir, f"{out}/run", data=-1)
-  if jax.process_index() == 0:
-    np.savez(f"{out}/sweep.npz", **sweep)
-    np.savez(f"{out}/run.npz", **run)
+  for optimizer in LEARNING_RATES:
+    sweep = run_sweep(data_dir, optimizer)
+    run = run_single(data_dir, f"{out}/run_{optimizer}", data=-1, optimizer=optimizer)
+    if jax.process_index() == 0:
+      np.savez(f"{out}/sweep_{optimizer}.npz", **sweep)
+      np.savez(f"{out}/run_{optimizer}.npz", **run)
 
 
 if __name__ == "__main__":

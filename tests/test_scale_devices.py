@@ -1,5 +1,7 @@
 """Sharded sweeps and data-parallel runs equal their one-device versions: 4 forced host
-devices in a subprocess, and two processes joined by jax.distributed on localhost."""
+devices in a subprocess, and two processes joined by jax.distributed on localhost; each with
+Adam and with plain SGD (whose results, unlike Adam's, move with gradients summed over devices
+instead of averaged)."""
 
 import collections
 import os
@@ -29,11 +31,35 @@ def data_dir(tmp_path_factory):
   return path
 
 
+@pytest.fixture(scope="module", params=tuple(scale_worker.LEARNING_RATES))
+def optimizer(request) -> str:
+  """Each comparison with Adam and with plain SGD: Adam's steps hardly change when the
+  gradients are scaled by the device count (~3e-4 relative), SGD's scale with them."""
+  return request.param
+
+
 @pytest.fixture(scope="module")
-def one_device(data_dir, tmp_path_factory):
+def one_device(data_dir, optimizer, tmp_path_factory):
   """The sweep and the run in this process, on one device."""
   workdir = tmp_path_factory.mktemp("single") / "run"
-  return scale_worker.run_sweep(data_dir), scale_worker.run_single(data_dir, workdir, data=1)
+  return (scale_worker.run_sweep(data_dir, optimizer),
+          scale_worker.run_single(data_dir, workdir, data=1, optimizer=optimizer))
+
+
+@pytest.fixture(scope="module")
+def four_devices(data_dir, tmp_path_factory) -> Path:
+  """The worker's results (both optimizers) on 4 forced host devices, one process."""
+  out = tmp_path_factory.mktemp("four_devices")
+  _workers(out, data_dir, devices=4, processes=1)
+  return out
+
+
+@pytest.fixture(scope="module")
+def two_processes(data_dir, tmp_path_factory) -> Path:
+  """The worker's results (both optimizers) from 2 processes x 2 devices."""
+  out = tmp_path_factory.mktemp("two_processes")
+  _workers(out, data_dir, devices=2, processes=2)
+  return out
 
 
 def _free_port() -> int:
@@ -56,28 +82,30 @@ def _workers(out: Path, data_dir: Path, devices: int, processes: int) -> None:
   assert f"{processes} process" in logs[0]
 
 
-def _assert_equal(got: dict, want: dict) -> None:
-  for name in want:
-    np.testing.assert_allclose(got[name], want[name], rtol=2e-5, atol=2e-7, err_msg=name)
+def _assert_equal(out: Path, optimizer: str, one_device: tuple) -> None:
+  """The worker's sweep (final params, loss and grad-norm histories, validation loss) and
+  run (final params, logged train loss and grad norm) equal the one-device ones."""
+  sweep, run = (np.load(out / f"{name}_{optimizer}.npz") for name in ("sweep", "run"))
+  want_sweep, want_run = one_device
+  assert set(run) == set(want_run) and set(sweep) == set(want_sweep)
+  for got, want in ((sweep, want_sweep), (run, want_run)):
+    for name in (n for n in want if n != "rows"):
+      np.testing.assert_allclose(got[name], want[name], rtol=2e-5, atol=2e-7, err_msg=name)
 
 
-def test_four_devices_equal_one(one_device, data_dir, tmp_path):
+def test_four_devices_equal_one(one_device, four_devices, optimizer):
   """6 members padded to 8 over pop=4, and a batch of 8 split over data=4."""
-  _workers(tmp_path, data_dir, devices=4, processes=1)
-  sweep, run = np.load(tmp_path / "sweep.npz"), np.load(tmp_path / "run.npz")
+  sweep = np.load(four_devices / f"sweep_{optimizer}.npz")
   assert int(sweep["rows"]) == 8 and sweep["loss"].shape == (6, 6)  # padding never shows
-  _assert_equal(sweep, {k: v for k, v in one_device[0].items() if k != "rows"})
-  _assert_equal(run, one_device[1])
+  _assert_equal(four_devices, optimizer, one_device)
 
 
-def test_two_processes_equal_one(one_device, data_dir, tmp_path):
+def test_two_processes_equal_one(one_device, two_processes, optimizer):
   """2 processes x 2 devices: the same sweep and run; only process 0 wrote metrics."""
-  _workers(tmp_path, data_dir, devices=2, processes=2)
-  sweep, run = np.load(tmp_path / "sweep.npz"), np.load(tmp_path / "run.npz")
-  _assert_equal(sweep, {k: v for k, v in one_device[0].items() if k != "rows"})
-  _assert_equal(run, one_device[1])
-  assert len(list((tmp_path / "run" / "tensorboard").iterdir())) == 1  # one writer
-  lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+  _assert_equal(two_processes, optimizer, one_device)
+  run = two_processes / f"run_{optimizer}"
+  assert len(list((run / "tensorboard").iterdir())) == 1  # one writer
+  lines = (run / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == 4  # train at steps 2, 4, 6 and validation at 6, written once
 
 
