@@ -1,11 +1,12 @@
 """The programs the scale tests compare, run in a subprocess (forced host devices, or one of
-several processes joined by jax.distributed): a 6-member sweep and a data-parallel run of a
-tiny copy-task GRU, each with Adam and with plain SGD. Results go to .npz files (process 0
+several processes joined by jax.distributed): a 6-member sweep, the same members under
+population-based training and a data-parallel run of a tiny copy-task GRU, each with Adam and
+with plain SGD. Results go to .npz files (process 0
 only).
 
     JAX_NUM_CPU_DEVICES=4 python tests/scale_worker.py OUT_DIR DATA_DIR [host:port N i]
 
-writes OUT_DIR/sweep_OPT.npz and OUT_DIR/run_OPT.npz (the run's workdir: OUT_DIR/run_OPT) for
+writes OUT_DIR/sweep_OPT.npz, pbt_OPT.npz and run_OPT.npz (the run's workdir: OUT_DIR/run_OPT) for
 each OPT of LEARNING_RATES.
 """
 
@@ -63,6 +64,26 @@ def run_sweep(data_dir: str, optimizer: str) -> dict[str, np.ndarray]:
           "valid_loss": np.array([f["loss"] for f in finals]), "rows": np.array(pop.rows)}
 
 
+def run_pbt(data_dir: str, optimizer: str) -> dict[str, np.ndarray]:
+  """Population-based training of the sweep's 6 members (rows padded to the pop axis), the
+  learning rate mutable: every 2 steps the worse half copies the better half, across devices.
+  Final params, loss and grad-norm histories, validation scores and who copied whom."""
+  from seqlab.sweep import pbt, pbt_space
+  from seqlab.train import mesh as mesh_lib
+  lr = LEARNING_RATES[optimizer]
+  config = tiny_config(data_dir, sweep_axes(lr), optimizer).unlock()
+  config.pbt.update(size=6, ready=2, quantile=0.5, eval_batches=2, hyperparameters=(
+      ("optimizer.learning_rate", "log_uniform", lr / 10, lr * 10),))
+  opts = pbt_space.options(config)
+  pop = pbt.build(config, opts.names)
+  record = (result := pbt.train(pop, config.train.num_steps, opts)).record
+  params = mesh_lib.to_host(result.state["params"])
+  flat = {f"param{k}": a[:pop.size] for k, a in enumerate(_leaves(params))}
+  return {**flat, "loss": record.history["loss"], "grad_norm": record.history["grad_norm"],
+          "scores": np.array(record.scores), "parents": np.array(record.parents),
+          "learning_rate": np.array([v["learning_rate"] for v in record.values])}
+
+
 def run_single(data_dir: str, workdir: str, data: int, optimizer: str) -> dict[str, np.ndarray]:
   """A single run over config.mesh.data=`data` devices: final params, and the loss and
   gradient norm of its metrics.jsonl train lines."""
@@ -97,7 +118,9 @@ def main(argv: list[str]) -> None:
   for optimizer in LEARNING_RATES:
     sweep = run_sweep(data_dir, optimizer)
     run = run_single(data_dir, f"{out}/run_{optimizer}", data=-1, optimizer=optimizer)
+    population_based = run_pbt(data_dir, optimizer)
     if jax.process_index() == 0:
+      np.savez(f"{out}/pbt_{optimizer}.npz", **population_based)
       np.savez(f"{out}/sweep_{optimizer}.npz", **sweep)
       np.savez(f"{out}/run_{optimizer}.npz", **run)
 

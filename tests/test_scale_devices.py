@@ -43,7 +43,8 @@ def one_device(data_dir, optimizer, tmp_path_factory):
   """The sweep and the run in this process, on one device."""
   workdir = tmp_path_factory.mktemp("single") / "run"
   return (scale_worker.run_sweep(data_dir, optimizer),
-          scale_worker.run_single(data_dir, workdir, data=1, optimizer=optimizer))
+          scale_worker.run_single(data_dir, workdir, data=1, optimizer=optimizer),
+          scale_worker.run_pbt(data_dir, optimizer))
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +84,19 @@ def _workers(out: Path, data_dir: Path, devices: int, processes: int) -> None:
 
 
 def _assert_equal(out: Path, optimizer: str, one_device: tuple) -> None:
-  """The worker's sweep (final params, loss and grad-norm histories, validation loss) and
-  run (final params, logged train loss and grad norm) equal the one-device ones."""
-  sweep, run = (np.load(out / f"{name}_{optimizer}.npz") for name in ("sweep", "run"))
-  want_sweep, want_run = one_device
-  assert set(run) == set(want_run) and set(sweep) == set(want_sweep)
-  for got, want in ((sweep, want_sweep), (run, want_run)):
-    for name in (n for n in want if n != "rows"):
-      np.testing.assert_allclose(got[name], want[name], rtol=2e-5, atol=2e-7, err_msg=name)
+  """The worker's sweep (final params, loss and grad-norm histories, validation loss), PBT
+  (the same and its validation scores, copies and learning rates) and run (final params,
+  logged train loss and grad norm) equal the one-device ones."""
+  names = ("sweep", "run", "pbt")
+  for name, want in zip(names, one_device, strict=True):
+    got = np.load(out / f"{name}_{optimizer}.npz")
+    assert set(got) == set(want), name
+    if name == "pbt":  # copies happened, and the same ones
+      assert (got["parents"][:-1] != np.arange(6)).sum() == 3 * (len(got["parents"]) - 1)
+      np.testing.assert_array_equal(got["parents"], want["parents"])
+    for field in (n for n in want if n != "rows"):
+      np.testing.assert_allclose(got[field], want[field], rtol=2e-5, atol=2e-7,
+                                 err_msg=f"{name} {field}")
 
 
 def test_four_devices_equal_one(one_device, four_devices, optimizer):
