@@ -41,10 +41,10 @@ def get_config(arg: str | None = None):
     c.model.hidden_size = 128
     c.optimizer.name = "adamw"
     c.optimizer.weight_decay = 1e-4
-    c.train.num_steps = 1000
+    c.train.num_steps = 600
     c.pbt.hyperparameters = (("optimizer.learning_rate", "log_uniform", 1e-4, 3e-2),
                              ("optimizer.weight_decay", "log_uniform", 1e-6, 1e-1))
-    c.pbt.ready = 100
+    c.pbt.ready = 60
   else:
     raise ValueError(f"unknown task variant {variant['task']!r}; known: copy, char")
   c.optimizer.schedule = "constant"  # PBT finds the schedule
