@@ -44,7 +44,7 @@ SHORT = {"train.num_steps": 2, "train.log_every": 1, "train.eval_every": 2,
          "task.options.max_ordinal": 5, "task.options.num_dates": 0, "decode.max_len": 8,
          "decode.beam_width": 2, "optimizer.warmup_steps": 0, "search.batch": 2}
 SLOW_CONFIGS = ("translation", "word_lm", "model=grid")  # each tiny run compiles for minutes
-MODE_FLAGS = ("mode", "prefix", "sentence")
+MODE_FLAGS = ("mode", "prefix", "sentence", "replay")  # they read a trained output
 
 
 @dataclasses.dataclass
@@ -283,10 +283,11 @@ _RUNS = [pytest.param(c, marks=pytest.mark.slow) if _slow(c) else c for c in SEQ
 
 @pytest.mark.parametrize("command", _RUNS, ids=_ids(SEQLAB))
 def test_every_documented_command_runs(command, tmp_path, docs_data_dir):
-  """The command, shortened, exits 0; a decoding mode first trains its workdir."""
+  """The command, shortened, exits 0; a decoding mode or a PBT replay first trains its
+  workdir or output_dir."""
   port = _free_port()
   given = command.flags()
-  if given.get("mode", ["train"])[0] != "train":  # eval, sample, complete, translate
+  if given.get("mode", ["train"])[0] != "train" or "replay" in given:  # eval, complete, ...
     train = dataclasses.replace(command, argv=[a for a in command.argv
                                                if a[2:].partition("=")[0] not in MODE_FLAGS])
     _finish(_run(_shortened(train, tmp_path, docs_data_dir, port), command.env, ROOT), train)

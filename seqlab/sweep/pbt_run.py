@@ -170,6 +170,7 @@ def schedules_figure(record: pbt.Record, opts: pbt_space.Options):
   ax.plot(record.ends, record.scores, lw=0.7, alpha=0.6)
   ax.plot(record.ends, [record.scores[k][r] for k, r in enumerate(line)], lw=2, color="black")
   ax.set_ylabel(f"validation {opts.metric}")
+  ax.set_yscale("log" if np.nanmin(record.scores) > 0 else "linear")
   ax.set_xlabel("step")
   fig.tight_layout()
   return fig
