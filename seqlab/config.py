@@ -310,7 +310,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.pbt.exploit = True  # False: no exploit, no explore: random search at equal compute
   c.pbt.metric = "loss"  # the validation metric that selects (never the training loss)
   c.pbt.direction = "minimize"  # minimize | maximize
-  c.pbt.eval_batches = config_dict.placeholder(int)  # validation batches per evaluation (None: train.eval_batches)
+  c.pbt.eval_batches = config_dict.placeholder(int)  # per evaluation (None: train.eval_batches)
   c.pbt.seed = 0  # the initial draws, exploit and explore
 
   # Devices (seqlab.train.mesh), over every process's devices after jax.distributed.initialize.
