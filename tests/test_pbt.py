@@ -5,10 +5,10 @@ with exploit off is plain population training."""
 import jax
 import numpy as np
 import pytest
+import scale_worker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqlab import config as base
 from seqlab.sweep import pbt, pbt_space, population
 
 NAMES = ("clip_norm", "learning_rate", "weight_decay")
@@ -17,32 +17,11 @@ N = 4
 
 
 def _config(data_dir):
-  """A tiny copy task (delay 3), an Elman net, SGD with clipping and an L2 term; 4 seeds."""
-  c = base.base_config()
-  c.problem = base.problem("tagging")
-  c.task.name = "copy"
-  c.task.data_dir = str(data_dir)
-  c.task.options.alphabet_size = 4
-  c.task.options.num_symbols = 3
-  c.task.options.delay = 3
-  c.task.options.num_train = 64
-  c.task.options.num_validation = 16
-  c.task.options.num_test = 16
-  c.model.name = "rnn"
-  c.model.cell = "elman"
-  c.model.hidden_size = 8
-  c.model.embed_size = 4
-  c.model.vocab_size = None
-  c.model.output_size = None
-  c.optimizer.name = "sgd"
-  c.optimizer.learning_rate = 0.1
-  c.optimizer.clip_norm = 1.0
-  c.optimizer.weight_decay = 1e-3
-  c.train.batch_size = 8
-  c.train.num_steps = 6
-  c.sweep.axes = (("seed", tuple(range(N))),)
-  c.lock()
-  return c
+  """scale_worker's tiny copy task (a GRU of 8), plain SGD at 0.1 with clipping at 1 and an
+  L2 term; 4 seeds."""
+  c = scale_worker.tiny_config(data_dir, (("seed", tuple(range(N))),), "sgd").unlock()
+  c.optimizer.clip_norm, c.optimizer.weight_decay = 1.0, 1e-3
+  return c.lock()
 
 
 @pytest.fixture(scope="module")
