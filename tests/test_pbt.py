@@ -201,3 +201,11 @@ def test_a_replay_of_a_members_schedule_follows_its_curve(pop):
     np.testing.assert_allclose(got["loss"], want, rtol=2e-6)
     np.testing.assert_allclose(got["grad_norm"], pbt.curve(record, member, "grad_norm"),
                                rtol=2e-5)
+
+
+def test_no_member_copies_before_the_burn_in(pop):
+  """burn_in 4, ready 2: the round at step 2 keeps every state, the one at step 4 copies."""
+  record = pbt.train(pop, 6, _opts(burn_in=4)).record
+  assert record.parents[0] == list(range(N)) and record.parents[1] != list(range(N))
+  assert {e["step"] for e in record.lineage} == {4}
+  assert record.values[1] == record.values[0] and record.rng_seeds[1] == record.rng_seeds[0]
