@@ -1,5 +1,6 @@
-"""`python -m seqlab.sweep --search=pbt`: a config's population-based training, resumable, with
-its lineage written out, and the replay of one member's schedule.
+"""Population-based training from a config: resumable, its lineage written out, replayable.
+
+`python -m seqlab.sweep --search=pbt` runs it; `--replay=N` replays one member's schedule.
 
     output_dir/
       checkpoints/<step>     the whole population's state after each round (orbax, digested)

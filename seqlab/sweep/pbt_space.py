@@ -1,5 +1,6 @@
-"""What population-based training may change: config.pbt, checked, and each hyperparameter's
-initial draw and explore step.
+"""What population-based training may change: config.pbt checked, draws and explore steps.
+
+Each hyperparameter of config.pbt has its initial (random-search) draw and its explore step.
 
     config.pbt.hyperparameters = (("optimizer.learning_rate", "log_uniform", 1e-4, 1e-1),
                                   ("optimizer.clip_norm", "choice", (0.25, 0.5, 1.0, 2.0)))
