@@ -110,7 +110,23 @@ def summarize(results: dict) -> tuple[str, plt.Figure]:
     ax.set_yscale("log")
     ax.legend(fontsize=8)
   fig.tight_layout()
-  return "\n".join(lines) + "\n", fig
+  return "\n".join(lines) + "\n\n" + paired(results, tasks), fig
+
+
+def paired(results: dict, tasks: list[str]) -> str:
+  """Per setup, PBT against random search seed by seed (the same initial members)."""
+  out = []
+  for task in tasks:
+    seeds = sorted({k.split("/")[2] for k in results if k.startswith(f"{task}/")}, key=int)
+    both = [(results[f"{task}/pbt/{s}"]["final"], results[f"{task}/random/{s}"]["final"])
+            for s in seeds if f"{task}/pbt/{s}" in results and f"{task}/random/{s}" in results]
+    if both:
+      ahead = sum(p < r for p, r in both)
+      ratio = np.median([p / r for p, r in both])
+      out.append(f"- {task}: PBT ahead of random search in {ahead} of {len(both)} seeds; "
+                 f"median ratio PBT / random {ratio:.3g} (per seed: "
+                 + ", ".join(f"{p / r:.3g}" for p, r in both) + ")")
+  return "\n".join(out) + "\n"
 
 
 def main(argv):
@@ -131,6 +147,8 @@ def main(argv):
           print(f"== {key}", flush=True)
           results[key] = run_one(config, task, arm, seed)
           report.write_text(out, path.name, json.dumps(results, indent=1))
+  if not results:
+    raise app.UsageError(f"no results in {path}: run the study without --report_only first")
   text, fig = summarize(results)
   report.write_text(out, f"{NAME}.md", text)
   report.save_figure(fig, out, f"{NAME}.png")

@@ -24,7 +24,10 @@ def _study(tmp_path, *flags):
 
 def test_study10_compares_pbt_with_random_search(tmp_path):
   _study(tmp_path)
-  rows = report.parse_markdown_table((tmp_path / f"{NAME}.md").read_text())
+  text = (tmp_path / f"{NAME}.md").read_text()
+  rows = report.parse_markdown_table(text)
+  for task in ("copy", "char"):
+    assert f"- {task}: PBT ahead of random search in " in text and " of 2 seeds" in text
   assert [(r["setup"], r["arm"]) for r in rows] == [
       ("copy", "pbt"), ("copy", "random"), ("char", "pbt"), ("char", "random")]
   for r in rows:
