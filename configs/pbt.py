@@ -4,8 +4,8 @@ Launch:   python -m seqlab.sweep --config=configs/pbt.py:task=copy --search=pbt 
               --output_dir=runs/pbt_copy
 Baseline: the same population with exploit and explore off is random search at equal compute:
               --config.pbt.exploit=False
-Replay:   ... --replay=N trains member N's schedule (its line of ancestors, chunk by chunk)
-          as a single run and compares its curve with the member's in the population.
+Replay:   ... --replay=N trains member N's schedule again (its line of ancestors, chunk by
+          chunk) and compares its curve with the member's in the population (bit for bit).
 Variants: task=copy: copy at delay T = 100 (A = 4 symbols, n = 4 to remember) with an LSTM
           of 64 units (chrono init), Adam at a constant rate; PBT moves the learning rate
           (log-uniform 1e-4..3e-2) and the clipping threshold (0.1..10).

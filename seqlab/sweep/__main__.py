@@ -26,7 +26,8 @@ the devices of config.mesh (printed); --coordinator_address etc. join processes 
 
 --search=pbt trains config.pbt's population with population-based training in one program
 (seqlab.sweep.pbt_run: lineage.jsonl, pbt.md, winner.json and figures in output_dir; a rerun
-resumes); --replay=N trains member N's schedule alone and compares it with its curve.
+resumes); --replay=N trains member N's schedule again from scratch and compares it with
+its curve in the population.
 """
 
 import itertools
@@ -142,13 +143,14 @@ def run(config) -> None:
 
 def run_pbt(config) -> None:
   """Population-based training to config.train.num_steps (resumed if output_dir holds it), or
-  with --replay=N member N's schedule trained alone."""
+  with --replay=N member N's schedule trained again from scratch."""
   if not _OUTPUT_DIR.value:
     raise app.UsageError("--search=pbt needs --output_dir (checkpoints, lineage, figures)")
   if _REPLAY.value is not None:
     summary = pbt_run.replay(config, _OUTPUT_DIR.value, _REPLAY.value)
-    print(f"member {summary['member']} replayed alone for {summary['steps']} steps over "
-          f"{len(summary['schedule'])} chunks: training loss {summary['replay_loss'][-1]:.5g} "
+    print(f"member {summary['member']}'s schedule replayed from scratch for "
+          f"{summary['steps']} steps over {len(summary['schedule'])} chunks: training loss "
+          f"{summary['replay_loss'][-1]:.5g} "
           f"(in the population {summary['recorded_loss'][-1]:.5g}), max relative difference "
           f"{summary['max_relative_difference']:.2e}; replay_{summary['member']}.json/.png")
     return

@@ -11,7 +11,7 @@
       winner.json            the winner's schedule: chunk by chunk its row, seed and values
       pbt_schedules.png      each hyperparameter over the steps, every member (winner bold)
       pbt_family.png         the family tree: who copied whom at each round
-      replay_<m>.json/.png   --replay=<m>: member m's schedule trained alone against its curve
+      replay_<m>.json/.png   --replay=<m>: member m's schedule trained again, against its curve
 
 A rerun of the same command resumes from the newest intact checkpoint and ends bit-identical
 to an uninterrupted run.
@@ -202,7 +202,7 @@ def family_figure(record: pbt.Record, opts: pbt_space.Options):
 
 
 def replay(config: ml_collections.ConfigDict, output_dir: str, member: int) -> dict:
-  """Member `member`'s schedule from output_dir's newest record trained as a single run;
+  """Member `member`'s schedule from output_dir's newest record trained again from scratch;
   writes replay_<member>.json and .png and returns the comparison with the recorded curve."""
   pop, opts = build(config)
   record = load_record(output_dir)
@@ -218,7 +218,7 @@ def replay(config: ml_collections.ConfigDict, output_dir: str, member: int) -> d
     report.write_text(output_dir, f"replay_{member}.json", json.dumps(summary))
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(np.arange(1, len(want) + 1), want, lw=2, label=f"member {member} in the population")
-    ax.plot(np.arange(1, len(got) + 1), got, lw=0.8, ls="--", label="replayed alone")
+    ax.plot(np.arange(1, len(got) + 1), got, lw=0.8, ls="--", label="replayed")
     for c in summary["schedule"][1:]:
       ax.axvline(c["start"], color="0.85", lw=0.5)
     ax.set_xlabel("step")
