@@ -25,6 +25,7 @@ search at equal compute, equal to `population.train`.
 """
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -130,10 +131,15 @@ def copy_rows(state: dict, parents: np.ndarray) -> dict:
   size = len(parents)
   rows = jax.tree.leaves(state)[0].shape[0]
   index = np.asarray([parents[placement.member_of(r, size)] for r in range(rows)], np.int32)
-  shardings = jax.tree.map(lambda a: a.sharding, state)
-  gather = jax.jit(lambda tree, i: jax.tree.map(lambda a: jnp.take(a, i, axis=0), tree),
-                   out_shardings=shardings)
-  return gather(state, index)
+  leaves, treedef = jax.tree.flatten(state)
+  return _gather(treedef, tuple(a.sharding for a in leaves))(state, index)
+
+
+@functools.cache
+def _gather(treedef, shardings: tuple):
+  """The jitted row gather for one state layout, built once (not once per exploit round)."""
+  return jax.jit(lambda tree, i: jax.tree.map(lambda a: jnp.take(a, i, axis=0), tree),
+                 out_shardings=jax.tree.unflatten(treedef, shardings))
 
 
 def explore(values: Mapping[str, np.ndarray], parents: np.ndarray, key: jax.Array,
